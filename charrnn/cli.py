@@ -1,0 +1,34 @@
+"""The Typer app. Thin: each command lives in charrnn/commands/ and calls the library."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from charrnn.commands import evaluate, inspect, sample, train
+
+app = typer.Typer(
+    name="charrnn",
+    help="Train and sample character-level RNN, LSTM and GRU language models on the CPU.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("train")(train.command)
+app.command("sample")(sample.command)
+app.command("eval")(evaluate.command)
+app.command("inspect")(inspect.command)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("charrnn: interrupted\n")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

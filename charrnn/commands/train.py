@@ -1,0 +1,8 @@
+"""`charrnn train` (placeholder until its module lands)."""
+
+from charrnn.commands import fail
+
+
+def command() -> None:
+    """Not built yet."""
+    raise fail("this command is not built yet")

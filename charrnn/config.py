@@ -1,0 +1,137 @@
+"""Typed configuration stored in every checkpoint, so loading needs nothing else."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from charrnn.errors import UsageError
+
+CELLS = ("rnn", "lstm", "gru")
+NONLINEARITIES = ("tanh", "relu")
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "sgd")
+SCHEDULES = ("constant", "step", "cosine")
+CLIP_MODES = ("norm", "value")
+
+
+def gates(cell: str) -> int:
+    """Number of gate blocks G stacked in weight_ih / weight_hh (rows = G * H)."""
+    return {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+
+
+@dataclass
+class ModelConfig:
+    """Architecture. Parameter names and shapes follow PyTorch's nn.RNN/LSTM/GRU state_dict."""
+
+    cell: str = "lstm"  # rnn | lstm | gru
+    vocab_size: int = 0  # V
+    hidden: int = 256  # H
+    layers: int = 2  # L
+    embed: int = 0  # E; 0 means one-hot input (input size of layer 0 is V)
+    dropout: float = 0.0  # inverted dropout on the outputs of every layer but the last
+    nonlinearity: str = "tanh"  # rnn only: tanh | relu
+    forget_bias: float | None = None  # lstm init: set bias_ih forget slice to this, bias_hh's to 0
+
+    def validate(self) -> ModelConfig:
+        if self.cell not in CELLS:
+            raise UsageError(f"unknown model {self.cell!r}: choose one of {', '.join(CELLS)}")
+        if self.nonlinearity not in NONLINEARITIES:
+            raise UsageError(f"unknown nonlinearity {self.nonlinearity!r}: use tanh or relu")
+        for name in ("vocab_size", "hidden", "layers"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.embed < 0:
+            raise UsageError(f"embed must be 0 (one-hot) or positive, got {self.embed}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
+        return self
+
+    @property
+    def input_size(self) -> int:
+        """Input size of layer 0: E with an embedding, V with one-hot input."""
+        return self.embed if self.embed else self.vocab_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return _from_dict(cls, d)
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained. Everything `--resume` needs to go on exactly."""
+
+    batch: int = 50  # B streams
+    seq: int = 100  # T steps of truncated BPTT
+    lr: float = 2e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0  # adamw only
+    momentum: float = 0.9  # sgd only
+    betas: tuple[float, float] = (0.9, 0.999)  # adam / adamw
+    alpha: float = 0.95  # rmsprop decay (char-rnn's default)
+    eps: float = 1e-8
+    clip: float = 5.0  # 0 disables clipping
+    clip_mode: str = "norm"  # norm (global L2 norm) | value (element-wise)
+    schedule: str = "constant"  # constant | step | cosine
+    decay_rate: float = 0.97  # step schedule: multiply lr per epoch ...
+    decay_after: int = 10  # ... after this many epochs
+    warmup_steps: int = 0  # cosine: linear warmup over this many steps
+    min_lr_ratio: float = 0.1  # cosine: floor as a fraction of lr
+    epochs: float | None = None
+    steps: int | None = None
+    max_time: float | None = None  # seconds
+    eval_every: int = 0  # steps between evaluations; 0 chooses from the corpus size
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+    rng_seed: int = 0
+    threads: int = 0  # 0 = all cores
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> TrainConfig:
+        if self.batch < 1 or self.seq < 1:
+            raise UsageError(f"batch and seq must be at least 1, got {self.batch} and {self.seq}")
+        if not self.lr > 0:
+            raise UsageError(f"lr must be positive, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(
+                f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise UsageError(
+                f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}"
+            )
+        if self.clip_mode not in CLIP_MODES:
+            raise UsageError(f"unknown clip mode {self.clip_mode!r}: use norm or value")
+        if self.clip < 0:
+            raise UsageError(f"clip must be 0 (off) or positive, got {self.clip}")
+        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1) or (
+            self.val_fraction + self.test_fraction >= 1
+        ):
+            raise UsageError("val and test fractions must be in [0, 1) and sum to less than 1")
+        if self.threads < 0:
+            raise UsageError(f"threads must be 0 (all cores) or positive, got {self.threads}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        if "betas" in d and d["betas"] is not None:
+            d["betas"] = tuple(d["betas"])
+        return _from_dict(cls, d)
+
+
+def _from_dict(cls, d: dict[str, Any]):
+    """Build a dataclass from a dict, refusing unknown keys (a newer format) with a clear error."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{cls.__name__} must be a JSON object")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has unknown fields {unknown}")
+    return cls(**d)
