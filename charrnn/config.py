@@ -135,3 +135,30 @@ def _from_dict(cls, d: dict[str, Any]):
     if unknown:
         raise ValueError(f"{cls.__name__} has unknown fields {unknown}")
     return cls(**d)
+
+
+def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every parameter's name and shape, in canonical order, exactly as PyTorch names them.
+
+    weight_ih_l{k} (G*H, in_k), weight_hh_l{k} (G*H, H), bias_ih_l{k} (G*H,), bias_hh_l{k} (G*H,)
+    for k in 0..L-1, where in_0 = E (embedding) or V (one-hot) and in_k = H above; then
+    encoder.weight (V, E) when there is an embedding, decoder.weight (V, H), decoder.bias (V,).
+    """
+    g, h, v = gates(cfg.cell), cfg.hidden, cfg.vocab_size
+    shapes: dict[str, tuple[int, ...]] = {}
+    if cfg.embed:
+        shapes["encoder.weight"] = (v, cfg.embed)
+    for k in range(cfg.layers):
+        inp = cfg.input_size if k == 0 else h
+        shapes[f"weight_ih_l{k}"] = (g * h, inp)
+        shapes[f"weight_hh_l{k}"] = (g * h, h)
+        shapes[f"bias_ih_l{k}"] = (g * h,)
+        shapes[f"bias_hh_l{k}"] = (g * h,)
+    shapes["decoder.weight"] = (v, h)
+    shapes["decoder.bias"] = (v,)
+    return shapes
+
+
+def state_names(cfg: ModelConfig) -> tuple[str, ...]:
+    """Names of the recurrent state arrays, each (L, B, H): ("h",) or ("h", "c") for an LSTM."""
+    return ("h", "c") if cfg.cell == "lstm" else ("h",)
