@@ -1,8 +1,310 @@
-"""`charrnn train` (placeholder until its module lands)."""
+"""`charrnn train`: parse options, set up the run, wire the display, handle signals, summarise."""
 
-from charrnn.commands import fail
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from charrnn.commands import handle_errors
+
+HELP = """Train a character-level language model on text.
+
+With no CORPUS, trains on the bundled Shakespeare plays. Checkpoints go to --out as
+NAME-latest.npz (every evaluation) and NAME-best.npz (best validation loss).
+
+Examples:
+
+  charrnn train poems.txt --max-time 10m
+
+  cat *.py | charrnn train - --name code --model gru --hidden 512
+
+  charrnn train --resume checkpoints/shakespeare-latest.npz --max-time 1h
+"""
+
+MODEL = "Model"
+TRAIN = "Training"
+STOP = "Stopping"
+RUN = "Run"
 
 
-def command() -> None:
-    """Not built yet."""
-    raise fail("this command is not built yet")
+def command(
+    corpus: list[str] = typer.Argument(
+        None, help="Text file(s) to train on, or - for stdin. Default: the bundled corpus."
+    ),
+    preset: str | None = typer.Option(
+        None, help="Start from min-char-rnn's or char-rnn's defaults; other flags still win."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Cell: rnn, lstm or gru. [default: lstm]", rich_help_panel=MODEL
+    ),
+    nonlinearity: str | None = typer.Option(
+        None, help="rnn only: tanh or relu. [default: tanh]", rich_help_panel=MODEL
+    ),
+    layers: int | None = typer.Option(
+        None, help="Stacked layers. [default: 2]", rich_help_panel=MODEL
+    ),
+    hidden: int | None = typer.Option(
+        None, help="Hidden units per layer. [default: 256]", rich_help_panel=MODEL
+    ),
+    embed: int | None = typer.Option(
+        None, help="Embedding size; 0 = one-hot input. [default: 0]", rich_help_panel=MODEL
+    ),
+    dropout: float | None = typer.Option(
+        None, help="Dropout between layers, in [0, 1). [default: 0]", rich_help_panel=MODEL
+    ),
+    forget_bias: float | None = typer.Option(
+        None,
+        help="LSTM: initial forget-gate bias (PyTorch's init if unset).",
+        rich_help_panel=MODEL,
+    ),
+    batch: int | None = typer.Option(
+        None, help="Parallel streams B. [default: 50]", rich_help_panel=TRAIN
+    ),
+    seq: int | None = typer.Option(
+        None, help="Steps T of truncated backprop. [default: 100]", rich_help_panel=TRAIN
+    ),
+    lr: float | None = typer.Option(
+        None, help="Learning rate. [default: 2e-3]", rich_help_panel=TRAIN
+    ),
+    optimizer: str | None = typer.Option(
+        None, help="adam, adamw, rmsprop, adagrad or sgd. [default: adam]", rich_help_panel=TRAIN
+    ),
+    weight_decay: float | None = typer.Option(
+        None, help="adamw's decoupled weight decay. [default: 0]", rich_help_panel=TRAIN
+    ),
+    clip: float | None = typer.Option(
+        None, help="Gradient clipping threshold; 0 = off. [default: 5]", rich_help_panel=TRAIN
+    ),
+    clip_mode: str | None = typer.Option(
+        None,
+        help="norm (global L2 norm) or value (element-wise). [default: norm]",
+        rich_help_panel=TRAIN,
+    ),
+    schedule: str | None = typer.Option(
+        None,
+        help="constant, step (x0.97 per epoch after epoch 10) or cosine. [default: constant]",
+        rich_help_panel=TRAIN,
+    ),
+    warmup_steps: int | None = typer.Option(
+        None, help="cosine: linear warm-up steps. [default: 0]", rich_help_panel=TRAIN
+    ),
+    epochs: float | None = typer.Option(
+        None, help="Stop after this many epochs.", rich_help_panel=STOP
+    ),
+    steps: int | None = typer.Option(
+        None, help="Stop at this step (counted from the run's start).", rich_help_panel=STOP
+    ),
+    max_time: str | None = typer.Option(
+        None, help="Stop after this long: 90s, 10m, 2h, 1h30m.", rich_help_panel=STOP
+    ),
+    eval_every: int | None = typer.Option(
+        None, help="Steps between evaluations. [default: about half an epoch]", rich_help_panel=STOP
+    ),
+    out: Path | None = typer.Option(
+        None, help="Checkpoint folder. [default: checkpoints/]", rich_help_panel=RUN
+    ),
+    name: str | None = typer.Option(
+        None, help="Checkpoint name. [default: the corpus file's name]", rich_help_panel=RUN
+    ),
+    rng_seed: int | None = typer.Option(
+        None, help="Seed for initialisation and dropout. [default: 0]", rich_help_panel=RUN
+    ),
+    threads: int | None = typer.Option(
+        None, help="CPU threads; 0 = all cores. [default: 0]", rich_help_panel=RUN
+    ),
+    resume: Path | None = typer.Option(
+        None, help="Continue a run exactly from its checkpoint.", rich_help_panel=RUN
+    ),
+    init_from: Path | None = typer.Option(
+        None, help="Start from a checkpoint's weights with a fresh optimizer.", rich_help_panel=RUN
+    ),
+    force: bool = typer.Option(
+        False, help="Overwrite checkpoints of another run with the same name.", rich_help_panel=RUN
+    ),
+    encoding: str = typer.Option("utf-8", help="Text encoding of the corpus.", rich_help_panel=RUN),
+    errors: str = typer.Option(
+        "strict", help="Undecodable bytes: strict (error) or replace.", rich_help_panel=RUN
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No live view: one log line per evaluation on stderr."
+    ),
+    log_jsonl: Path | None = typer.Option(
+        None, help="Append one JSON record per evaluation to this file."
+    ),
+) -> None:
+    run_training(**locals())
+
+
+command.__doc__ = HELP
+
+
+@handle_errors
+def run_training(**o) -> None:
+    from charrnn.errors import UsageError
+    from charrnn.runs import Request, build_configs, parse_duration
+
+    if o["errors"] not in ("strict", "replace"):
+        raise UsageError(f"--errors {o['errors']!r}: use strict or replace")
+    for flag in ("steps", "eval_every"):
+        if o[flag] is not None and o[flag] < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1, got {o[flag]}")
+    if o["epochs"] is not None and not o["epochs"] > 0:
+        raise UsageError(f"--epochs must be positive, got {o['epochs']}")
+    seconds = parse_duration(o["max_time"]) if o["max_time"] is not None else None
+    if o["resume"] is not None and o["force"]:
+        pass  # --force only matters for another run's files; resume writes its own
+    options = {
+        "cell": o["model"],
+        "nonlinearity": o["nonlinearity"],
+        "layers": o["layers"],
+        "hidden": o["hidden"],
+        "embed": o["embed"],
+        "dropout": o["dropout"],
+        "forget_bias": o["forget_bias"],
+        "batch": o["batch"],
+        "seq": o["seq"],
+        "lr": o["lr"],
+        "optimizer": o["optimizer"],
+        "weight_decay": o["weight_decay"],
+        "clip": o["clip"],
+        "clip_mode": o["clip_mode"],
+        "schedule": o["schedule"],
+        "warmup_steps": o["warmup_steps"],
+        "rng_seed": o["rng_seed"],
+        "threads": o["threads"],
+    }
+    model_opts, train_cfg, explicit = build_configs(o["preset"], options)
+    sources = list(o["corpus"] or [])
+    if sources.count("-") > 1:
+        raise UsageError("stdin (-) can be given only once")
+    req = Request(
+        sources=sources,
+        model=model_opts,
+        train=train_cfg,
+        explicit=explicit,
+        out=o["out"],
+        name=o["name"],
+        resume=o["resume"],
+        init_from=o["init_from"],
+        force=o["force"],
+        encoding=o["encoding"],
+        errors=o["errors"],
+    )
+    _train(req, o, seconds)
+
+
+def _train(req, o, seconds: float | None) -> None:
+    from charrnn.runs import prepare
+    from charrnn.train import StopRule, Trainer
+
+    run, warnings = prepare(req)
+    for w in warnings:
+        typer.echo(f"charrnn: warning: {w}", err=True)
+    stop = StopRule(steps=o["steps"], epochs=o["epochs"], seconds=seconds)
+    spe = run.batches.steps_per_epoch
+    eval_every = o["eval_every"] or max(10, min(1000, spe // 2))
+    live = sys.stderr.isatty() and not o["quiet"]
+
+    consumers = []
+    jsonl = open(o["log_jsonl"], "a", encoding="utf-8") if o["log_jsonl"] else None  # noqa: SIM115
+    if jsonl is not None:
+        from charrnn.display import JsonlLog
+
+        consumers.append(JsonlLog(jsonl))
+    cfg = run.model_config
+    title = (
+        f"charrnn · {run.name} · {cfg.cell} {cfg.layers}×{cfg.hidden} · "
+        f"{run.model.flat.size:,} params · {run.corpus['name']} "
+        f"({run.corpus['chars']:,} chars, {len(run.vocab)} symbols)"
+    )
+    from charrnn.display import Dashboard, PlainLog
+
+    display = Dashboard(title, stop_seconds=seconds) if live else None
+    consumers.append(display if display is not None else PlainLog())
+
+    def emit(event) -> None:
+        for c in consumers:
+            c(event)
+
+    sampler = _sampler(run) if live else None
+    trainer = Trainer(run, stop, emit, eval_every, sample=sampler)
+    interrupts = {"n": 0}
+
+    def on_signal(signum, frame) -> None:
+        interrupts["n"] += 1
+        if interrupts["n"] > 1:
+            raise KeyboardInterrupt
+        trainer.request_stop()
+        sys.stderr.write("\ncharrnn: stopping after this step (Ctrl-C again to quit now)\n")
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    if not live:
+        typer.echo(
+            f"charrnn: training {title.removeprefix('charrnn · ')}, {stop.describe()}; "
+            f"evaluating every {eval_every} steps",
+            err=True,
+        )
+    try:
+        if display is not None:
+            with display:
+                reason = trainer.train()
+        else:
+            reason = trainer.train()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if jsonl is not None:
+            jsonl.close()
+    _summary(run, trainer, reason)
+    if reason == "interrupted":
+        typer.echo(
+            f"charrnn: interrupted; resume with: charrnn train --resume {run.latest_path}",
+            err=True,
+        )
+        raise typer.Exit(130)
+
+
+def _sampler(run):
+    """A short sample of text for the dashboard at each evaluation (its own RNG)."""
+    import numpy as np
+
+    rng = np.random.default_rng(1234)
+
+    def sample(model) -> str:
+        from charrnn.sample import quick_sample
+
+        return quick_sample(model, run.vocab, 240, rng)
+
+    return sample
+
+
+def _summary(run, trainer, reason: str) -> None:
+    import math
+
+    best = run.best_val_loss
+    stop = [e for e in (reason,) if e]
+    cps = run.history and run.chars_seen / max(run.elapsed, 1e-9)
+    lines = [
+        f"stopped: {stop[0] if stop else 'done'}",
+        f"steps: {run.step:,} (epoch {run.epoch:.2f}), training time "
+        f"{_duration(run.elapsed)}, {cps:,.0f} chars/s",
+    ]
+    if math.isfinite(best):
+        lines.append(
+            f"best val loss: {best:.4f} nats/char ({best / math.log(2):.3f} bpc) "
+            f"at step {run.best_step:,}"
+        )
+    lines.append(f"latest checkpoint: {run.latest_path}")
+    if run.best_path.exists():
+        lines.append(f"best checkpoint: {run.best_path}")
+        lines.append(f"sample from it: charrnn sample --checkpoint {run.best_path} -n 500")
+    typer.echo("\n".join(lines))
+
+
+def _duration(seconds: float) -> str:
+    from charrnn.train import format_duration
+
+    return format_duration(seconds)

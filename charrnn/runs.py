@@ -1,0 +1,293 @@
+"""Setting up a training run: presets, new runs, `--resume`, `--init-from`, output safety.
+
+Pure option handling (presets, durations) sits at the top; `prepare` builds a `train.Run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.errors import CharrnnError, CheckpointError, UsageError
+
+MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size"}
+TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+# Our own defaults, chosen by measurement on tinyshakespeare (see benchmarks/quality_sweep.py).
+DEFAULTS: dict[str, Any] = {
+    "cell": "lstm",
+    "layers": 2,
+    "hidden": 256,
+    "dropout": 0.0,
+    "batch": 50,
+    "seq": 100,
+    "lr": 2e-3,
+    "optimizer": "adam",
+    "clip": 5.0,
+    "clip_mode": "norm",
+    "schedule": "constant",
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # karpathy's min-char-rnn.py: vanilla RNN, 100 hidden, 25 steps, Adagrad 0.1, clip [-5, 5]
+    "min-char-rnn": {
+        "cell": "rnn",
+        "nonlinearity": "tanh",
+        "layers": 1,
+        "hidden": 100,
+        "embed": 0,
+        "dropout": 0.0,
+        "batch": 1,
+        "seq": 25,
+        "optimizer": "adagrad",
+        "lr": 0.1,
+        "clip": 5.0,
+        "clip_mode": "value",
+        "schedule": "constant",
+    },
+    # karpathy/char-rnn train.lua defaults: 2x128 LSTM, B50 T50, RMSprop 2e-3 (alpha 0.95),
+    # lr x0.97 per epoch after epoch 10, clip 5 (element-wise)
+    "char-rnn": {
+        "cell": "lstm",
+        "layers": 2,
+        "hidden": 128,
+        "embed": 0,
+        "dropout": 0.0,
+        "batch": 50,
+        "seq": 50,
+        "optimizer": "rmsprop",
+        "lr": 2e-3,
+        "alpha": 0.95,
+        "clip": 5.0,
+        "clip_mode": "value",
+        "schedule": "step",
+        "decay_rate": 0.97,
+        "decay_after": 10,
+    },
+}
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '90', '90s', '10m', '2h', '1h30m', '1.5h'. UsageError if it does not parse."""
+    s = text.strip().lower().replace(" ", "")
+    pos, total = 0, 0.0
+    scale = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    while pos < len(s):
+        m = _DURATION.match(s, pos)
+        if not m:
+            break
+        total += float(m.group(1)) * scale[m.group(2)]
+        pos = m.end()
+    if not s or pos != len(s) or total <= 0:
+        raise UsageError(f"--max-time {text!r} is not a duration: use e.g. 90s, 10m, 2h or 1h30m")
+    return total
+
+
+def build_configs(
+    preset: str | None, options: dict[str, Any]
+) -> tuple[dict[str, Any], TrainConfig, set[str]]:
+    """Merge our defaults, a preset and the explicit options (None = not given; explicit wins).
+
+    Returns (model fields without vocab_size, TrainConfig, names of the explicit options).
+    """
+    if preset is not None and preset not in PRESETS:
+        raise UsageError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    explicit = {k for k, v in options.items() if v is not None}
+    merged: dict[str, Any] = dict(DEFAULTS)
+    merged.update(PRESETS.get(preset or "", {}))
+    merged.update({k: options[k] for k in explicit})
+    unknown = set(merged) - MODEL_FIELDS - TRAIN_FIELDS
+    if unknown:
+        raise ValueError(f"unknown options {sorted(unknown)}")
+    model = {k: v for k, v in merged.items() if k in MODEL_FIELDS}
+    train = TrainConfig(**{k: v for k, v in merged.items() if k in TRAIN_FIELDS})
+    ModelConfig(vocab_size=1, **model).validate()
+    train.validate()
+    return model, train, explicit
+
+
+@dataclass
+class Request:
+    """What the user asked `charrnn train` for."""
+
+    sources: list[str]
+    model: dict[str, Any]
+    train: TrainConfig
+    explicit: set[str] = field(default_factory=set)
+    out: Path | None = None  # default: the resumed checkpoint's folder, else checkpoints/
+    name: str | None = None
+    resume: Path | None = None
+    init_from: Path | None = None
+    force: bool = False
+    encoding: str = "utf-8"
+    errors: str = "strict"
+
+
+def _check_out_dir(out: Path) -> None:
+    """Create --out if needed and prove it is writable, without touching anything in it."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".charrnn-probe-", delete=True):
+            pass
+    except OSError as e:
+        raise CharrnnError(f"cannot write checkpoints to {out}: {e.strerror or e}") from None
+
+
+def _existing_run_id(path: Path) -> str | None:
+    """The run id of the checkpoint at `path`, '' if it is not readable, None if absent."""
+    if not path.exists():
+        return None
+    from charrnn.checkpoint import load
+
+    try:
+        return str(load(path).meta.get("run_id", ""))
+    except CheckpointError:
+        return ""
+
+
+def _corpus_name(sources: list[str]) -> str:
+    if not sources:
+        return "shakespeare"
+    first = sources[0]
+    if first == "-":
+        return "stdin"
+    stem = re.sub(r"[^\w.-]+", "-", Path(first).stem).strip("-.")
+    return stem or "model"
+
+
+def _vocab_mismatch(ckpt_vocab, corpus_vocab) -> str:
+    missing = sorted(set(corpus_vocab.chars) - set(ckpt_vocab.chars))
+    from charrnn.vocab import escape
+
+    shown = ", ".join(repr(escape(c)) for c in missing[:8])
+    extra = f"; the corpus has characters it does not know: {shown}" if missing else ""
+    return (
+        f"vocabulary mismatch: the checkpoint knows {len(ckpt_vocab)} symbols, "
+        f"the corpus has {len(corpus_vocab)}{extra}"
+    )
+
+
+def prepare(req: Request):
+    """Load the corpus and build (or restore) a `train.Run`. Returns (run, warnings)."""
+    from charrnn.checkpoint import load
+    from charrnn.data import Batches, default_corpus_path, fit_batch, load_corpus, split_ids
+    from charrnn.model import CharRNN
+    from charrnn.optim import make_optimizer
+    from charrnn.train import Run
+
+    warnings: list[str] = []
+    resumed = load(req.resume) if req.resume is not None else None
+    init = load(req.init_from) if req.init_from is not None else None
+    if resumed is not None and init is not None:
+        raise UsageError("--resume and --init-from contradict each other: use one")
+    base = resumed or init
+
+    sources = list(req.sources)
+    if not sources and resumed is not None:
+        sources = list(resumed.meta.get("corpus", {}).get("sources", []))
+        if not sources or not all(Path(s).is_file() for s in sources):
+            raise UsageError(
+                f"the corpus this run trained on ({', '.join(sources) or 'stdin'}) is not "
+                "found: pass it as CORPUS"
+            )
+    corpus = load_corpus(
+        sources or [default_corpus_path()], encoding=req.encoding, errors=req.errors
+    )
+    if len(corpus.vocab) < 2:
+        raise CharrnnError(
+            f"{corpus.name} has a single distinct character: there is nothing to learn"
+        )
+
+    train_cfg = req.train
+    if base is not None:
+        arch = base.config
+        for name in sorted(req.explicit & MODEL_FIELDS):
+            if req.model[name] != getattr(arch, name) and name != "dropout":
+                raise UsageError(
+                    f"--{name.replace('_', '-')} cannot change when continuing from a checkpoint "
+                    f"(it has {getattr(arch, name)})"
+                )
+        model_cfg = dataclasses.replace(
+            arch, dropout=req.model["dropout"] if "dropout" in req.explicit else arch.dropout
+        )
+        if base.vocab != corpus.vocab:
+            raise CheckpointError(_vocab_mismatch(base.vocab, corpus.vocab))
+    else:
+        model_cfg = ModelConfig(vocab_size=len(corpus.vocab), **req.model)
+    model_cfg.validate()
+
+    if resumed is not None:
+        saved = TrainConfig.from_dict(resumed.meta["train_config"])
+        for name in ("batch", "seq"):
+            if name in req.explicit and getattr(train_cfg, name) != getattr(saved, name):
+                raise UsageError(
+                    f"--{name} cannot change on --resume (the run uses {getattr(saved, name)})"
+                )
+        changes = {k: getattr(train_cfg, k) for k in req.explicit & TRAIN_FIELDS}
+        train_cfg = dataclasses.replace(saved, **changes).validate()
+        fp = resumed.meta.get("corpus", {})
+        if fp.get("sha256") and fp.get("sha256") != corpus.fingerprint.get("sha256"):
+            raise UsageError(
+                "the corpus differs from the one this run trained on: pass the same corpus, "
+                "or use --init-from to start a new run from these weights"
+            )
+
+    n = len(corpus.ids)
+    train_sl, val_sl, _ = split_ids(n, train_cfg.val_fraction, train_cfg.test_fraction)
+    train_ids, val_ids = corpus.ids[train_sl], corpus.ids[val_sl]
+    batch, seq, warning = fit_batch(len(train_ids), train_cfg.batch, train_cfg.seq)
+    if warning:
+        warnings.append(warning)
+        train_cfg = dataclasses.replace(train_cfg, batch=batch, seq=seq)
+
+    rng = np.random.Generator(np.random.PCG64(train_cfg.rng_seed))
+    model = CharRNN.create(model_cfg, rng)
+    if base is not None:
+        model.flat[:] = CharRNN.from_params(base.config, base.params).flat
+    model.set_threads(train_cfg.threads or os.cpu_count() or 1)
+    optimizer = make_optimizer(train_cfg, model.flat.size, model.flat.dtype)
+
+    if req.out is not None:
+        out = Path(req.out)
+    else:
+        out = Path(req.resume).parent if req.resume is not None else Path("checkpoints")
+    name = req.name or (resumed.meta.get("name") if resumed else None) or _corpus_name(sources)
+    if not re.fullmatch(r"[\w][\w.-]*", name):
+        raise UsageError(f"--name {name!r}: use letters, digits, '.', '-' and '_'")
+    _check_out_dir(out)
+    corpus_meta = dict(corpus.fingerprint)
+    corpus_meta["sources"] = [str(Path(s).resolve()) for s in sources if s != "-"]
+    run = Run(
+        model=model,
+        optimizer=optimizer,
+        batches=Batches(train_ids, batch=batch, seq=seq),
+        val_ids=val_ids,
+        vocab=corpus.vocab,
+        train_config=train_cfg,
+        corpus=corpus_meta,
+        out_dir=out,
+        name=name,
+        rng=rng,
+    )
+    if resumed is not None:
+        run.restore(resumed)
+    for path in (run.latest_path, run.best_path):
+        owner = _existing_run_id(path)
+        if owner is not None and owner != run.run_id and not req.force:
+            raise UsageError(
+                f"{path} exists and belongs to another run: use --resume {path} to continue "
+                "it, --name to pick another name, or --force to overwrite it"
+            )
+    return run, warnings
