@@ -1,0 +1,82 @@
+"""Option handling that needs no engine: durations, presets, stop rules, the text chart."""
+
+import pytest
+
+from charrnn.display import chart
+from charrnn.errors import UsageError
+from charrnn.runs import DEFAULTS, PRESETS, build_configs, parse_duration
+from charrnn.train import MAX_EPOCHS, StopRule
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("90", 90), ("90s", 90), ("10m", 600), ("2h", 7200), ("1h30m", 5400), ("1.5h", 5400), ("10m5", 605)],
+)
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "abc", "10x", "-5m", "0", "m"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(UsageError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_defaults_without_preset():
+    model, train, explicit = build_configs(None, {"hidden": None, "lr": None})
+    assert model["cell"] == DEFAULTS["cell"] and model["hidden"] == DEFAULTS["hidden"]
+    assert train.lr == DEFAULTS["lr"] and explicit == set()
+
+
+def test_min_char_rnn_preset():
+    model, train, _ = build_configs("min-char-rnn", {})
+    assert (model["cell"], model["hidden"], model["layers"]) == ("rnn", 100, 1)
+    assert (train.batch, train.seq, train.optimizer, train.lr) == (1, 25, "adagrad", 0.1)
+    assert (train.clip, train.clip_mode) == (5.0, "value")
+
+
+def test_char_rnn_preset_and_explicit_flag_wins():
+    model, train, explicit = build_configs("char-rnn", {"hidden": 64, "lr": None})
+    assert model["hidden"] == 64 and model["layers"] == 2 and model["cell"] == "lstm"
+    assert train.optimizer == "rmsprop" and train.schedule == "step"
+    assert (train.decay_rate, train.decay_after, train.batch, train.seq) == (0.97, 10, 50, 50)
+    assert explicit == {"hidden"}
+    assert PRESETS["char-rnn"]["hidden"] == 128  # the preset itself is not changed
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"hidden": 0}, "hidden must be at least 1"),
+        ({"layers": -1}, "layers must be at least 1"),
+        ({"dropout": 1.0}, "dropout must be in"),
+        ({"cell": "transformer"}, "unknown model"),
+        ({"optimizer": "lion"}, "unknown optimizer"),
+        ({"batch": 0}, "batch and seq"),
+        ({"lr": 0.0}, "lr must be positive"),
+        ({"clip": -1.0}, "clip must be"),
+    ],
+)
+def test_bad_options_are_usage_errors(options, message):
+    with pytest.raises(UsageError, match=message):
+        build_configs(None, options)
+
+
+def test_unknown_preset():
+    with pytest.raises(UsageError, match="unknown preset"):
+        build_configs("gpt", {})
+
+
+def test_stop_rule_description():
+    assert StopRule().automatic and str(MAX_EPOCHS) in StopRule().describe()
+    rule = StopRule(steps=10, seconds=600)
+    assert not rule.automatic and rule.describe() == "for 10 steps or 10:00"
+
+
+def test_chart_places_extremes_on_top_and_bottom_rows():
+    lines = chart({"train": [3.0, 2.0, 1.0], "val": [None, 2.5, 1.5]}, width=3, height=5)
+    grid = [line.split("│", 1)[1] for line in lines[:5]]
+    assert grid[0][0] == "t"  # 3.0 is the maximum: top row, first column
+    assert grid[4][2] == "t"  # 1.0 is the minimum: bottom row, last column
+    assert lines[0].startswith("3.000") and lines[4].startswith("1.000")
+    assert "v = val" in lines[-1]
