@@ -10,7 +10,15 @@ from charrnn.train import MAX_EPOCHS, StopRule
 
 @pytest.mark.parametrize(
     "text, seconds",
-    [("90", 90), ("90s", 90), ("10m", 600), ("2h", 7200), ("1h30m", 5400), ("1.5h", 5400), ("10m5", 605)],
+    [
+        ("90", 90),
+        ("90s", 90),
+        ("10m", 600),
+        ("2h", 7200),
+        ("1h30m", 5400),
+        ("1.5h", 5400),
+        ("10m5", 605),
+    ],
 )
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds

@@ -1,0 +1,224 @@
+"""`charrnn train` driven through the CLI: a real tiny run, exact resume, bad input, safety."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from charrnn.cli import app
+
+TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+    "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n"
+) * 12
+TINY = ["--hidden", "12", "--layers", "1", "--batch", "4", "--seq", "8", "--threads", "1"]
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    p = tmp_path / "corpus.txt"
+    p.write_text(TEXT, encoding="utf-8")
+    return p
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def train(*args: str):
+    return CliRunner().invoke(app, ["train", *args], catch_exceptions=False)
+
+
+def one_line_error(result, code: int) -> str:
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    err = result.stderr.strip()
+    assert err.startswith("charrnn: error:") and "\n" not in err, err
+    assert "Traceback" not in result.stderr
+    return err
+
+
+def test_tiny_run_writes_checkpoints_and_summary(corpus, tmp_path):
+    out = tmp_path / "ck"
+    log = tmp_path / "log.jsonl"
+    r = train(
+        str(corpus),
+        *TINY,
+        "--steps",
+        "30",
+        "--eval-every",
+        "10",
+        "--out",
+        str(out),
+        "--quiet",
+        "--log-jsonl",
+        str(log),
+    )
+    assert r.exit_code == 0, r.stderr
+    assert "best val loss" in r.stdout and "charrnn sample --checkpoint" in r.stdout
+    assert len(r.stderr.strip().splitlines()) >= 3  # the start line and a line per evaluation
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [rec["step"] for rec in records] == [10, 20, 30]
+    assert records[-1]["val_loss"] < records[0]["val_loss"] + 0.5
+    from charrnn.checkpoint import load
+
+    latest = load(out / "corpus-latest.npz")
+    best = load(out / "corpus-best.npz")
+    assert latest.meta["step"] == 30 and latest.config.hidden == 12
+    assert latest.meta["history"]["step"] == [10, 20, 30]
+    assert best.meta["best_val_loss"] == min(rec["val_loss"] for rec in records)
+    assert np.array_equal(latest.vocab.codepoints, np.unique([ord(c) for c in TEXT]))
+
+
+def test_resume_is_exact(corpus, tmp_path):
+    """N steps, then --resume for N more, equals 2N steps straight (single thread, dropout on)."""
+    common = [
+        str(corpus),
+        "--hidden",
+        "10",
+        "--layers",
+        "2",
+        "--dropout",
+        "0.2",
+        "--batch",
+        "3",
+        "--seq",
+        "7",
+        "--threads",
+        "1",
+        "--eval-every",
+        "5",
+        "--quiet",
+    ]
+    assert train(*common, "--steps", "24", "--out", str(tmp_path / "a")).exit_code == 0
+    assert train(*common, "--steps", "12", "--out", str(tmp_path / "b")).exit_code == 0
+    r = train(*common, "--steps", "24", "--resume", str(tmp_path / "b" / "corpus-latest.npz"))
+    assert r.exit_code == 0, r.stderr
+    from charrnn.checkpoint import load
+
+    a = load(tmp_path / "a" / "corpus-latest.npz")
+    b = load(tmp_path / "b" / "corpus-latest.npz")
+    assert a.meta["step"] == b.meta["step"] == 24
+    for name in a.params:
+        assert np.array_equal(a.params[name], b.params[name]), name
+    for name in a.optim:
+        assert np.array_equal(a.optim[name], b.optim[name]), name
+    for name in a.state:
+        assert np.array_equal(a.state[name], b.state[name]), name
+    assert a.meta["rng_state"] == b.meta["rng_state"]
+    assert a.meta["data_position"] == b.meta["data_position"]
+
+
+def test_bundled_corpus_by_default(tmp_path):
+    r = train(*TINY, "--steps", "2", "--out", str(tmp_path), "--quiet")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "shakespeare-latest.npz").exists()
+
+
+def test_other_runs_checkpoint_is_not_overwritten(corpus, tmp_path):
+    out = tmp_path / "ck"
+    assert train(str(corpus), *TINY, "--steps", "3", "--out", str(out), "--quiet").exit_code == 0
+    before = (out / "corpus-latest.npz").read_bytes()
+    r = train(str(corpus), *TINY, "--steps", "3", "--out", str(out), "--quiet")
+    err = one_line_error(r, 2)
+    assert "--force" in err and "--resume" in err
+    assert (out / "corpus-latest.npz").read_bytes() == before
+    r = train(str(corpus), *TINY, "--steps", "3", "--out", str(out), "--quiet", "--force")
+    assert r.exit_code == 0 and (out / "corpus-latest.npz").read_bytes() != before
+
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["{missing}"], 1, "not found"),
+        (["{dir}"], 1, "directory"),
+        (["{empty}"], 1, "empty"),
+        (["{corpus}", "--hidden", "0"], 2, "hidden"),
+        (["{corpus}", "--dropout", "1.5"], 2, "dropout"),
+        (["{corpus}", "--model", "transformer"], 2, "unknown model"),
+        (["{corpus}", "--max-time", "soon"], 2, "duration"),
+        (["{corpus}", "--steps", "0"], 2, "steps"),
+        (["{corpus}", "--lr", "-1"], 2, "lr"),
+        (["{corpus}", "--preset", "gpt"], 2, "preset"),
+        (["{corpus}", "--errors", "ignore"], 2, "--errors"),
+        (["{corpus}", "--out", "{file}"], 2, "not a directory"),
+        (["{corpus}", "--out", "{file}/sub"], 1, "cannot write"),
+        (["{corpus}", "--resume", "{missing}"], 1, "missing"),
+        (["{corpus}", "--init-from", "{corpus}"], 1, "checkpoint"),
+    ],
+)
+def test_bad_input_is_one_line(corpus, tmp_path, args, code, words):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "file").write_text("x")
+    paths = {
+        "missing": tmp_path / "missing.txt",
+        "dir": tmp_path / "d",
+        "empty": tmp_path / "empty.txt",
+        "corpus": corpus,
+        "file": tmp_path / "file",
+    }
+    argv = [a.format(**paths) for a in args]
+    r = train(*argv, *TINY, "--steps", "2", "--out", str(tmp_path / "ck"), "--quiet")
+    err = one_line_error(r, code)
+    assert words.lower() in err.lower(), err
+
+
+def test_init_from_vocabulary_mismatch(corpus, tmp_path):
+    out = tmp_path / "ck"
+    assert train(str(corpus), *TINY, "--steps", "2", "--out", str(out), "--quiet").exit_code == 0
+    other = tmp_path / "other.txt"
+    other.write_text("zzzz qqqq 12345 ☃☃☃ " * 50, encoding="utf-8")
+    r = train(
+        str(other),
+        *TINY,
+        "--steps",
+        "2",
+        "--out",
+        str(tmp_path / "o"),
+        "--quiet",
+        "--init-from",
+        str(out / "corpus-latest.npz"),
+    )
+    assert "vocabulary" in one_line_error(r, 1)
+
+
+def test_init_from_takes_weights_with_fresh_optimizer(corpus, tmp_path):
+    out = tmp_path / "ck"
+    assert train(str(corpus), *TINY, "--steps", "4", "--out", str(out), "--quiet").exit_code == 0
+    r = train(
+        str(corpus),
+        *TINY,
+        "--steps",
+        "1",
+        "--out",
+        str(tmp_path / "n"),
+        "--quiet",
+        "--init-from",
+        str(out / "corpus-latest.npz"),
+        "--name",
+        "fine",
+    )
+    assert r.exit_code == 0, r.stderr
+    from charrnn.checkpoint import load
+
+    new = load(tmp_path / "n" / "fine-latest.npz")
+    assert (
+        new.meta["step"] == 1
+        and new.meta["run_id"] != load(out / "corpus-latest.npz").meta["run_id"]
+    )
+
+
+def test_stdin_corpus(tmp_path, monkeypatch):
+    r = CliRunner().invoke(
+        app, ["train", "-", *TINY, "--steps", "2", "--out", str(tmp_path), "--quiet"], input=TEXT
+    )
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "stdin-latest.npz").exists()
+
+
+def test_help_has_example():
+    r = CliRunner().invoke(app, ["train", "--help"])
+    assert r.exit_code == 0 and "charrnn train poems.txt" in r.stdout
