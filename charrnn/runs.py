@@ -229,7 +229,13 @@ def prepare(req: Request):
     model_cfg.validate()
 
     if resumed is not None:
-        saved = TrainConfig.from_dict(resumed.meta["train_config"])
+        try:
+            saved = TrainConfig.from_dict(resumed.meta["train_config"]).validate()
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(
+                f"{req.resume}: has no usable training config ({e}); "
+                "use --init-from to take its weights only"
+            ) from None
         for name in ("batch", "seq"):
             if name in req.explicit and getattr(train_cfg, name) != getattr(saved, name):
                 raise UsageError(
@@ -282,7 +288,13 @@ def prepare(req: Request):
         rng=rng,
     )
     if resumed is not None:
-        run.restore(resumed)
+        try:
+            run.restore(resumed)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise CheckpointError(
+                f"{req.resume}: cannot resume from it, its training state is incomplete or "
+                f"damaged ({type(e).__name__}: {e}); use --init-from to take its weights only"
+            ) from None
     for path in (run.latest_path, run.best_path):
         owner = _existing_run_id(path)
         if owner is not None and owner != run.run_id and not req.force:

@@ -1,8 +1,291 @@
-"""`charrnn sample` (placeholder until its module lands)."""
+"""`charrnn sample`: load a checkpoint, prime it with a seed, stream characters to stdout."""
 
-from charrnn.commands import fail
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from charrnn.commands import handle_errors
+
+HELP = (
+    "Generate text from a trained model, streamed to stdout as it is made.\n\n"
+    "Uses the best checkpoint of the most recent run in checkpoints/, or --checkpoint. "
+    "The seed is fed to the model first and printed before what follows it (--no-echo-seed "
+    "leaves it out); without one, generation starts after a newline. The same checkpoint, "
+    "seed, options and --rng-seed give the same text on every run. A sample ends after -n "
+    "characters, or right after a --stop string (which is printed).\n\n"
+    "Examples:\n\n"
+    "  charrnn sample -n 300 --seed 'ROMEO:' --temperature 0.8\n\n"
+    "  charrnn sample -c code-best.npz --top-p 0.9 --stop '\\n\\n' --rng-seed 7\n\n"
+    "  echo 'First Citizen:' | charrnn sample --seed - --num-samples 4 --json\n"
+)
+
+SAMPLING = "Sampling"
+SEED = "Seed"
+OUTPUT = "Output"
 
 
-def command() -> None:
-    """Not built yet."""
-    raise fail("this command is not built yet")
+def command(
+    checkpoint: Path | None = typer.Option(
+        None,
+        "--checkpoint",
+        "-c",
+        help="Checkpoint file. \\[default: the newest run's best in checkpoints/]",
+    ),
+    length: int = typer.Option(
+        500, "--length", "-n", help="Characters to generate per sample (0: the seed only)."
+    ),
+    temperature: float = typer.Option(
+        1.0,
+        "--temperature",
+        "-t",
+        help="Sharpen (<1) or flatten (>1) the distribution; 0 = always the likeliest.",
+        rich_help_panel=SAMPLING,
+    ),
+    top_k: int | None = typer.Option(
+        None, "--top-k", help="Draw only from the k likeliest characters.", rich_help_panel=SAMPLING
+    ),
+    top_p: float | None = typer.Option(
+        None,
+        "--top-p",
+        help="Nucleus sampling: draw from the likeliest characters holding this much "
+        "probability, in (0, 1].",
+        rich_help_panel=SAMPLING,
+    ),
+    rng_seed: int | None = typer.Option(
+        None,
+        "--rng-seed",
+        help="Seed of the random draws, for repeatable text. "
+        "\\[default: random; --json shows it]",
+        rich_help_panel=SAMPLING,
+    ),
+    num_samples: int = typer.Option(
+        1,
+        "--num-samples",
+        help="Independent samples, generated together as a batch.",
+        rich_help_panel=SAMPLING,
+    ),
+    stop: list[str] = typer.Option(
+        None,
+        "--stop",
+        help="End a sample right after this string (repeatable); \\n and \\t are understood.",
+        rich_help_panel=SAMPLING,
+    ),
+    seed: str | None = typer.Option(
+        None,
+        "--seed",
+        "-s",
+        help="Prime text fed to the model first; - reads it from stdin.",
+        rich_help_panel=SEED,
+    ),
+    seed_random: bool = typer.Option(
+        False,
+        "--seed-random",
+        help="Without --seed: start each sample from a random character (printed).",
+        rich_help_panel=SEED,
+    ),
+    echo_seed: bool = typer.Option(
+        True, "--echo-seed/--no-echo-seed", help="Print the seed first.", rich_help_panel=SEED
+    ),
+    unk: str = typer.Option(
+        "error",
+        "--unk",
+        help="Seed characters the model never saw: error, or skip them.",
+        rich_help_panel=SEED,
+    ),
+    separator: str | None = typer.Option(
+        None,
+        "--separator",
+        help="Printed between samples; \\n and \\t are understood. \\[default: a blank line]",
+        rich_help_panel=OUTPUT,
+    ),
+    json_out: bool = typer.Option(
+        False,
+        "--json",
+        help="Print one JSON object (texts, checkpoint, settings) instead.",
+        rich_help_panel=OUTPUT,
+    ),
+    engine: str = typer.Option("auto", "--engine", hidden=True),
+) -> None:
+    try:
+        _sample(**locals())
+    except KeyboardInterrupt:  # Ctrl-C: stop quietly, as a shell expects
+        raise typer.Exit(130) from None
+
+
+command.__doc__ = HELP
+command = handle_errors(command)
+
+
+def _unescape(s: str) -> str:
+    """Read \\n, \\t and \\\\ in a separator or stop string typed on a command line."""
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and i + 1 < len(s) and s[i + 1] in "nt\\":
+            out.append({"n": "\n", "t": "\t", "\\": "\\"}[s[i + 1]])
+            i += 2
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+def _sample(
+    checkpoint, length, temperature, top_k, top_p, rng_seed, num_samples, stop, seed,
+    seed_random, echo_seed, unk, separator, json_out, engine,
+) -> None:  # fmt: skip
+    # BLAS threads only get in the way of batch-1 mat-vecs (and fight other work on the box)
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from charrnn.errors import UsageError
+    from charrnn.sample import SampleOptions
+
+    if unk not in ("error", "skip"):
+        raise UsageError(f"--unk must be error or skip, got {unk!r}")
+    if engine not in ("auto", "numpy", "numba"):
+        raise UsageError(f"--engine must be auto, numpy or numba, got {engine!r}")
+    options = SampleOptions(
+        length=length,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        num_samples=num_samples,
+        stop=tuple(_unescape(s) for s in stop or ()),
+    ).validate()
+    sep = None if separator is None else _unescape(separator)
+    seed_text = _read_seed(seed)
+
+    import numpy as np
+
+    from charrnn.checkpoint import find_checkpoint, load
+    from charrnn.errors import CheckpointError
+    from charrnn.sample import generate, prime_ids
+    from charrnn.step import prepare
+
+    path = checkpoint if checkpoint is not None else find_checkpoint(Path("checkpoints"))
+    ckpt = load(path)
+    bad = ckpt.has_nonfinite()
+    if bad:
+        raise CheckpointError(
+            f"{path} holds NaN or infinite weights (in {', '.join(bad[:3])}): the run diverged; "
+            "use an earlier checkpoint"
+        )
+    weights = prepare(ckpt.config, ckpt.params, np.float32)
+    if rng_seed is None:
+        import secrets
+
+        rng_seed = secrets.randbits(32)
+    rng = np.random.default_rng(rng_seed)
+    prime, starts = prime_ids(
+        ckpt.vocab, seed_text, num_samples=num_samples, seed_random=seed_random, unk=unk, rng=rng
+    )
+    if not echo_seed:
+        starts = [""] * num_samples
+    pieces = generate(weights, ckpt.vocab, prime, options, rng, engine=engine)
+
+    if json_out:
+        texts = list(starts)
+        for piece in pieces:
+            texts[piece.row] += piece.text
+        _write_json(path, texts, seed_text, seed_random, echo_seed, unk, options, rng_seed)
+        return
+    _stream(pieces, starts, sep)
+
+
+def _read_seed(seed: str | None) -> str | None:
+    from charrnn.errors import CharrnnError
+
+    if seed != "-":
+        return seed or None
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CharrnnError(f"the seed on stdin is not valid UTF-8 ({e.reason})") from None
+    return data or None
+
+
+class _Writer:
+    """Whole characters as UTF-8 bytes to stdout, flushed at once (the text is the payload)."""
+
+    def __init__(self) -> None:
+        self.out = getattr(sys.stdout, "buffer", None)
+        self.tty = sys.stdout.isatty()
+        self.last = ""
+
+    def write(self, text: str) -> None:
+        if not text:
+            return
+        data = text.encode("utf-8", "replace")  # lone surrogates (never in UTF-8 text) -> ?
+        if self.out is None:
+            sys.stdout.write(data.decode("utf-8"))
+            sys.stdout.flush()
+        else:
+            self.out.write(data)
+            self.out.flush()
+        self.last = text[-1]
+
+
+def _stream(pieces, starts: list[str], sep: str | None) -> None:
+    """Print sample 0 as it comes; later samples are buffered until the ones before are out."""
+    out = _Writer()
+    k = len(starts)
+    buffers = list(starts)
+    finished = [False] * k
+    current = 0
+    out.write(buffers[0])
+    buffers[0] = ""
+
+    def separate() -> None:
+        if sep is not None:
+            out.write(sep)
+        elif out.last:
+            out.write("\n" if out.last == "\n" else "\n\n")  # one blank line
+
+    for piece in pieces:
+        r = piece.row
+        if r == current:
+            out.write(piece.text)
+        else:
+            buffers[r] += piece.text
+        finished[r] = finished[r] or piece.done
+        while current < k - 1 and finished[current]:
+            current += 1
+            separate()
+            out.write(buffers[current])
+            buffers[current] = ""
+    while current < k - 1:  # n = 0: nothing generated, seeds only
+        current += 1
+        separate()
+        out.write(buffers[current])
+        buffers[current] = ""
+    if out.tty and out.last not in ("", "\n"):
+        out.write("\n")  # leave the shell prompt on its own line
+
+
+def _write_json(path, texts, seed, seed_random, echo_seed, unk, options, rng_seed) -> None:
+    import json
+
+    obj = {
+        "checkpoint": str(path),
+        "text": texts[0] if len(texts) == 1 else texts,
+        "settings": {
+            "length": options.length,
+            "temperature": options.temperature,
+            "top_k": options.top_k,
+            "top_p": options.top_p,
+            "num_samples": options.num_samples,
+            "stop": list(options.stop),
+            "rng_seed": rng_seed,
+            "seed": seed,
+            "seed_random": seed_random,
+            "echo_seed": echo_seed,
+            "unk": unk,
+        },
+    }
+    w = _Writer()
+    w.write(json.dumps(obj, ensure_ascii=False) + "\n")
