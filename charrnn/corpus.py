@@ -1,0 +1,570 @@
+"""Read a corpus: stream-decode text files (or stdin), fingerprint them, and encode them once into
+a cached, memory-mapped array of ids.
+
+Memory stays bounded whatever the corpus size: the text is never held as one Python str.
+
+* pass 1 decodes the raw bytes chunk by chunk (an incremental decoder carries multi-byte sequences
+  across chunk boundaries) and gathers the set of code points, the character count and the
+  sha256 of the raw bytes;
+* pass 2 decodes again and writes the ids chunk by chunk behind a .npy header (plain writes, so
+  the written pages never count in this process's memory), then maps the file read-only.
+
+The encoded corpus is cached under a key made of the content's sha256 and the decoding settings,
+with its vocabulary beside it. A small index maps (path, size, mtime_ns, inode) to that key so a
+warm load does not even reread the file; a changed file misses the index, is rehashed, and gets a
+new key. Every cache file is written to a temporary name and renamed, so an interrupted build never
+leaves a bad entry; the JSON metadata is written last and marks an entry complete.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import importlib.resources
+import json
+import os
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from charrnn.errors import CorpusError, UsageError
+from charrnn.vocab import Vocab
+
+CHUNK_BYTES = 1 << 22  # raw bytes read and decoded at a time (4 MiB)
+CACHE_VERSION = 1  # bump when the layout of a cache entry changes
+ERRORS = ("strict", "replace", "ignore")
+INDEX_ENTRIES = 256  # (path, size, mtime) records kept in the index
+RACY_NS = 2_000_000_000  # files modified this recently are rehashed, not trusted by mtime
+STDIN = "-"
+_BOM = "\ufeff"
+_MAX_CODEPOINT = 0x10FFFF
+
+
+@dataclass
+class Corpus:
+    """A corpus encoded as ids, ready to split and batch.
+
+    `ids` (N,) is a read-only memory map of dtype `vocab.dtype` (uint8/16/32), N characters.
+    `fingerprint` is {name, sha256, chars, bytes}: sha256 of the raw bytes of all sources, in
+    order (for a single file, what `sha256sum` prints), the character count N after removing byte
+    order marks, and the raw byte count.
+    """
+
+    name: str  # file name(s), or "<stdin>"
+    sources: list[str]  # as given: paths, "-" for stdin
+    vocab: Vocab
+    ids: np.ndarray  # (N,) vocab.dtype memmap
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    cache_path: Path | None = None  # the .npy file behind `ids`
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def text(self, start: int = 0, stop: int | None = None) -> str:
+        """Decode a slice of the corpus back to text (meant for small slices)."""
+        return self.vocab.decode(self.ids[start:stop])
+
+
+@dataclass(frozen=True)
+class _Source:
+    label: str  # how messages name it: the path as given, or "<stdin>"
+    name: str  # its file name, or "<stdin>"
+    path: Path  # a readable regular file (stdin and pipes are spooled to one first)
+    size: int
+    stat_key: tuple | None  # (path, size, mtime_ns, inode) when it can be trusted for the index
+
+
+@dataclass(frozen=True)
+class _Scan:
+    sha256: str
+    nbytes: int
+    chars: int
+    codepoints: np.ndarray  # (V,) sorted distinct code points
+
+
+def default_corpus_path() -> Path:
+    """The bundled corpus: inside the installed package, else beside the source tree."""
+    try:
+        res = importlib.resources.files("charrnn.corpora") / "shakespeare.txt"
+        path = Path(str(res))
+        if path.is_file():
+            return path
+    except (ModuleNotFoundError, TypeError, ValueError):
+        pass
+    import charrnn
+
+    return Path(charrnn.__file__).resolve().parent.parent / "corpora" / "shakespeare.txt"
+
+
+def default_cache_dir() -> Path:
+    """$CHARRNN_CACHE_DIR, else $XDG_CACHE_HOME/charrnn, else ~/.cache/charrnn; plus /corpus."""
+    root = os.environ.get("CHARRNN_CACHE_DIR")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = os.path.join(xdg, "charrnn") if xdg else os.path.join("~", ".cache", "charrnn")
+    return Path(root).expanduser() / "corpus"
+
+
+def load_corpus(
+    sources: Sequence[str | os.PathLike] | None = None,
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    cache_dir: Path | None = None,
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Corpus:
+    """Read, decode and encode one or more text files ("-" for stdin), concatenated in order.
+
+    With no sources, the bundled corpus. `errors` is "strict" (invalid bytes raise CorpusError
+    naming the file and byte offset), "replace" (U+FFFD) or "ignore". A byte order mark at the
+    start of each file is dropped; everything else (CRLF, NUL, ...) is kept as a symbol.
+    `cache_dir` holds the encoded entries (default: `default_cache_dir()`; a directory that cannot
+    be written falls back to one under the system's temporary directory).
+    """
+    enc = _check_settings(encoding, errors)
+    if chunk_bytes < 1:
+        raise ValueError("chunk_bytes must be positive")
+    given = [str(s) for s in (sources if sources else [default_corpus_path()])]
+    if given.count(STDIN) > 1:
+        raise UsageError("stdin (-) can be given only once")
+    checked = {i: _check_file(s) for i, s in enumerate(given) if s != STDIN}
+    cache = _usable_cache_dir(cache_dir)
+    spools: list[Path] = []
+    try:
+        srcs = [
+            checked[i] if s != STDIN else _spool_stdin(cache, chunk_bytes, spools)
+            for i, s in enumerate(given)
+        ]
+        srcs = [_spool_pipe(src, cache, chunk_bytes, spools) for src in srcs]
+        name = _corpus_name(srcs)
+        return _load(given, srcs, name, enc, errors, cache, chunk_bytes)
+    finally:
+        for p in spools:
+            with suppress(OSError):
+                p.unlink()
+
+
+def _load(given, srcs, name, enc, errors, cache, chunk_bytes) -> Corpus:
+    index_key = _index_key(srcs, enc, errors)
+    key = _index_lookup(cache, index_key) if index_key else None
+    if key is not None:
+        corpus = _open_entry(cache, key, given, name)
+        if corpus is not None:
+            return corpus
+    sha256, sizes = _hash_sources(srcs, chunk_bytes)  # cheap: finds an entry for touched files
+    key = _entry_key(sha256, sizes, enc, errors)
+    corpus = _open_entry(cache, key, given, name)
+    if corpus is None:
+        scan = _scan(srcs, enc, errors, chunk_bytes)
+        if scan.sha256 != sha256:
+            raise CorpusError(f"{name}: a file changed while it was read (run again)")
+        if scan.chars == 0:
+            raise CorpusError(f"{name}: the corpus is empty (it holds no characters)")
+        _build_entry(cache, key, srcs, scan, enc, errors, chunk_bytes)
+        corpus = _open_entry(cache, key, given, name)
+        if corpus is None:  # pragma: no cover - the entry we just wrote is unreadable
+            raise CorpusError(f"{name}: could not read back the encoded corpus in {cache}")
+    if index_key:
+        _index_store(cache, index_key, key)
+    return corpus
+
+
+# ---------------------------------------------------------------- sources
+
+
+def _check_settings(encoding: str, errors: str) -> str:
+    """Validate the decoding settings; return the codec's canonical name."""
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        raise UsageError(f"unknown encoding {encoding!r} (try utf-8 or latin-1)") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise UsageError(f"{encoding!r} is not a text encoding (try utf-8 or latin-1)")
+    if errors not in ERRORS:
+        raise UsageError(f"unknown errors mode {errors!r}: choose one of {', '.join(ERRORS)}")
+    return info.name
+
+
+def _check_file(arg: str) -> _Source:
+    """A source path that exists, is not a directory and can be opened, or a CorpusError."""
+    path = Path(arg).expanduser()
+    try:
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise CorpusError(f"{arg}: is a directory (give the text files inside it)")
+        if stat.S_ISREG(st.st_mode):  # opening a pipe here would consume its writer
+            with open(path, "rb"):
+                pass
+    except FileNotFoundError:
+        raise CorpusError(f"{arg}: no such file (give a text file, or - for stdin)") from None
+    except PermissionError:
+        raise CorpusError(f"{arg}: permission denied (check the file's permissions)") from None
+    except OSError as e:
+        raise CorpusError(f"{arg}: cannot read it ({e.strerror or e})") from None
+    regular = stat.S_ISREG(st.st_mode)
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino) if regular else None
+    if key and time.time_ns() - st.st_mtime_ns < RACY_NS:
+        key = None  # modified just now: a same-size rewrite could keep this mtime, so rehash
+    return _Source(arg, path.name or arg, path, st.st_size if regular else -1, key)
+
+
+def _spool(stream: IO[bytes], label: str, cache: Path, chunk_bytes: int, spools: list) -> _Source:
+    """Copy a one-pass stream to a temporary file in the cache directory (two passes need it)."""
+    fd, tmp = tempfile.mkstemp(dir=cache, prefix=".spool-", suffix=".txt")
+    spools.append(Path(tmp))
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while data := stream.read(chunk_bytes):
+                out.write(data)
+                size += len(data)
+    except OSError as e:
+        raise CorpusError(f"{label}: cannot read it ({e.strerror or e})") from None
+    return _Source(label, label, Path(tmp), size, None)
+
+
+def _spool_stdin(cache: Path, chunk_bytes: int, spools: list) -> _Source:
+    stdin = getattr(sys.stdin, "buffer", None)
+    if stdin is None:
+        raise CorpusError("<stdin>: standard input is closed (pipe text in, or give a file)")
+    return _spool(stdin, "<stdin>", cache, chunk_bytes, spools)
+
+
+def _spool_pipe(src: _Source, cache: Path, chunk_bytes: int, spools: list) -> _Source:
+    """A named pipe or device (e.g. `<(zcat corpus.gz)`) can be read once: spool it."""
+    if src.size >= 0:
+        return src
+    try:
+        with open(src.path, "rb") as f:
+            spooled = _spool(f, src.label, cache, chunk_bytes, spools)
+    except OSError as e:
+        raise CorpusError(f"{src.label}: cannot read it ({e.strerror or e})") from None
+    return _Source(src.label, src.name, spooled.path, spooled.size, None)
+
+
+def _corpus_name(srcs: list[_Source]) -> str:
+    names = [s.name for s in srcs]
+    if len(names) > 3:
+        return "+".join(names[:3]) + f"+{len(names) - 3} more"
+    return "+".join(names)
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _decode(src: _Source, encoding: str, errors: str, chunk_bytes: int, hasher) -> Iterator[str]:
+    """Decoded text of one source, chunk by chunk, without its leading byte order mark.
+
+    Raw bytes go through `hasher`. A decoding error names the file and the absolute byte offset
+    of the first bad byte: the decoder's buffered bytes (an incomplete sequence carried over from
+    the previous chunk) are counted back from the position of the current chunk.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)(errors)
+    pos = 0  # bytes read before the current chunk
+    at_start = True
+    try:
+        f = open(src.path, "rb")
+    except OSError as e:
+        raise CorpusError(f"{src.label}: cannot read it ({e.strerror or e})") from None
+    with f:
+        while True:
+            try:
+                data = f.read(chunk_bytes)
+            except OSError as e:
+                raise CorpusError(f"{src.label}: cannot read it ({e.strerror or e})") from None
+            final = not data
+            pending = _pending_bytes(decoder)
+            try:
+                text = decoder.decode(data, final)
+            except UnicodeDecodeError as e:
+                raise CorpusError(
+                    _bad_bytes(src.label, encoding, pos - pending + e.start)
+                ) from None
+            hasher.update(data)
+            pos += len(data)
+            if at_start and text:
+                at_start = False
+                if text[0] == _BOM:
+                    text = text[1:]
+            if text:
+                yield text
+            if final:
+                return
+
+
+def _hash_sources(srcs: list[_Source], chunk_bytes: int) -> tuple[str, list[int]]:
+    """The sha256 of the raw bytes of all sources in order, and each source's byte count."""
+    hasher = _Hasher()
+    sizes = []
+    for src in srcs:
+        before = hasher.nbytes
+        try:
+            with open(src.path, "rb") as f:
+                while data := f.read(max(chunk_bytes, 1 << 20)):
+                    hasher.update(data)
+        except OSError as e:
+            raise CorpusError(f"{src.label}: cannot read it ({e.strerror or e})") from None
+        sizes.append(hasher.nbytes - before)
+    return hasher.hexdigest(), sizes
+
+
+def _pending_bytes(decoder) -> int:
+    try:
+        buffered = decoder.getstate()[0]
+        return len(buffered) if isinstance(buffered, (bytes, bytearray)) else 0
+    except (AttributeError, TypeError, IndexError):  # pragma: no cover - exotic codecs
+        return 0
+
+
+def _bad_bytes(label: str, encoding: str, offset: int) -> str:
+    shown = "UTF-8" if encoding == "utf-8" else encoding
+    return (
+        f"{label}: invalid {shown} at byte {offset} "
+        "(use --errors replace to replace bad bytes, or --encoding to read another encoding)"
+    )
+
+
+def _codepoints(text: str) -> np.ndarray:
+    """(n,) code points of a chunk: uint8 for ASCII (a cheap copy), else uint32."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+
+
+def _scan(srcs: list[_Source], encoding: str, errors: str, chunk_bytes: int) -> _Scan:
+    """Pass 1: the distinct code points, the character count and the sha256 of the raw bytes."""
+    seen = np.zeros(_MAX_CODEPOINT + 1, dtype=bool)  # (0x110000,) one flag per code point
+    hasher = _Hasher()
+    chars = 0
+    for src in srcs:
+        for text in _decode(src, encoding, errors, chunk_bytes, hasher):
+            seen[_codepoints(text)] = True
+            chars += len(text)
+    return _Scan(hasher.hexdigest(), hasher.nbytes, chars, np.flatnonzero(seen))
+
+
+class _Hasher:
+    """The sha256 of all bytes fed to it, and their count."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self.nbytes = 0
+
+    def update(self, data: bytes) -> None:
+        self._h.update(data)
+        self.nbytes += len(data)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+# ---------------------------------------------------------------- cache entries
+
+
+def _entry_key(sha256: str, sizes: list[int], encoding: str, errors: str) -> str:
+    """The cache key: content hash, per-source sizes (where BOMs may sit) and decoding settings."""
+    spec = json.dumps([CACHE_VERSION, sha256, sizes, encoding, errors])
+    return hashlib.sha256(spec.encode()).hexdigest()[:32]
+
+
+def _paths(cache: Path, key: str) -> tuple[Path, Path, Path]:
+    return cache / f"{key}.ids.npy", cache / f"{key}.vocab.npy", cache / f"{key}.json"
+
+
+def _open_entry(cache: Path, key: str, given: list[str], name: str) -> Corpus | None:
+    """The cached corpus for `key`, or None when it is missing or damaged (then it is rebuilt)."""
+    ids_path, vocab_path, meta_path = _paths(cache, key)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("version") != CACHE_VERSION:
+            return None
+        vocab = Vocab(np.load(vocab_path, allow_pickle=False))
+        ids = np.load(ids_path, mmap_mode="r", allow_pickle=False)
+        if ids.dtype != vocab.dtype or ids.shape != (int(meta["chars"]),):
+            return None
+        fingerprint = {
+            "name": name,
+            "sha256": str(meta["sha256"]),
+            "chars": int(meta["chars"]),
+            "bytes": int(meta["bytes"]),
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    except Exception as e:  # a damaged file can make numpy or Vocab raise anything
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):  # pragma: no cover
+            raise
+        return None
+    return Corpus(name, list(given), vocab, ids, fingerprint, ids_path)
+
+
+def _build_entry(
+    cache: Path,
+    key: str,
+    srcs: list[_Source],
+    scan: _Scan,
+    encoding: str,
+    errors: str,
+    chunk_bytes: int,
+) -> None:
+    """Pass 2: encode every chunk through a lookup table and write the entry's three files."""
+    vocab = Vocab(scan.codepoints)
+    ids_path, vocab_path, meta_path = _paths(cache, key)
+    lut = np.zeros(_MAX_CODEPOINT + 1, dtype=vocab.dtype)  # (0x110000,) code point -> id
+    lut[vocab.codepoints] = np.arange(len(vocab), dtype=vocab.dtype)
+    hasher = _Hasher()
+    written = 0
+    label = "+".join(s.label for s in srcs)
+    try:
+        with _atomic(ids_path) as out:
+            header = {
+                "descr": np.lib.format.dtype_to_descr(vocab.dtype),
+                "fortran_order": False,
+                "shape": (scan.chars,),
+            }
+            np.lib.format.write_array_header_1_0(out, header)
+            for src in srcs:
+                for text in _decode(src, encoding, errors, chunk_bytes, hasher):
+                    ids = np.take(lut, _codepoints(text))  # (n,) vocab.dtype
+                    written += ids.size
+                    if written > scan.chars:
+                        break
+                    out.write(memoryview(ids))
+            if written != scan.chars or hasher.hexdigest() != scan.sha256:
+                raise CorpusError(f"{label}: a file changed while it was read (run again)")
+        with _atomic(vocab_path) as out:
+            np.save(out, vocab.codepoints, allow_pickle=False)
+        meta = {
+            "version": CACHE_VERSION,
+            "sha256": scan.sha256,
+            "chars": scan.chars,
+            "bytes": scan.nbytes,
+            "vocab_size": len(vocab),
+            "dtype": vocab.dtype.name,
+            "encoding": encoding,
+            "errors": errors,
+            "sources": [s.label for s in srcs],
+        }
+        with _atomic(meta_path) as out:
+            out.write(json.dumps(meta, indent=1).encode())
+    except OSError as e:
+        raise CorpusError(
+            f"cannot write the corpus cache in {cache}: {e.strerror or e} "
+            "(free some space, or set CHARRNN_CACHE_DIR to another directory)"
+        ) from None
+
+
+class _atomic:
+    """Write a file under a temporary name in the same directory; fsync and rename on success,
+    delete on any failure (including KeyboardInterrupt)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> IO[bytes]:
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        self.tmp = Path(tmp)
+        self.file = os.fdopen(fd, "wb")
+        return self.file
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+            self.file.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+        finally:
+            if self.tmp.exists():
+                with suppress(OSError):
+                    self.tmp.unlink()
+
+
+# ---------------------------------------------------------------- the (path, size, mtime) index
+
+
+def _index_key(srcs: list[_Source], encoding: str, errors: str) -> str | None:
+    if any(s.stat_key is None for s in srcs):
+        return None
+    return json.dumps([CACHE_VERSION, encoding, errors, [list(s.stat_key) for s in srcs]])
+
+
+def _read_index(cache: Path) -> dict[str, dict]:
+    try:
+        data = json.loads((cache / "index.json").read_text(encoding="utf-8"))
+        entries = data.get("entries", {}) if data.get("version") == CACHE_VERSION else {}
+        return entries if isinstance(entries, dict) else {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _index_lookup(cache: Path, index_key: str) -> str | None:
+    entry = _read_index(cache).get(index_key)
+    key = entry.get("key") if isinstance(entry, dict) else None
+    return key if isinstance(key, str) and key.isalnum() else None
+
+
+def _index_store(cache: Path, index_key: str, key: str) -> None:
+    """Record the key; keep the most recent entries. Best effort: a failure only costs a rehash."""
+    entries = _read_index(cache)
+    entries[index_key] = {"key": key, "used": time.time()}
+    if len(entries) > INDEX_ENTRIES:
+        recent = sorted(entries.items(), key=lambda kv: kv[1].get("used", 0), reverse=True)
+        entries = dict(recent[:INDEX_ENTRIES])
+    with suppress(OSError), _atomic(cache / "index.json") as out:
+        out.write(json.dumps({"version": CACHE_VERSION, "entries": entries}).encode())
+
+
+# ---------------------------------------------------------------- the cache directory
+
+
+def _usable_cache_dir(cache_dir: Path | None) -> Path:
+    """`cache_dir` (or the default) if we can write in it, else a private temporary directory."""
+    first = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    private = Path(tempfile.gettempdir()) / f"charrnn-{_uid()}"
+    if _writable(first):
+        return first
+    if _writable(private / "corpus") and _ours(private):
+        return private / "corpus"
+    try:
+        return Path(tempfile.mkdtemp(prefix="charrnn-corpus-"))
+    except OSError as e:
+        raise CorpusError(
+            f"no writable directory for the corpus cache ({e.strerror or e}): "
+            "set CHARRNN_CACHE_DIR to a writable directory"
+        ) from None
+
+
+def _ours(directory: Path) -> bool:
+    """A real directory owned by us (a shared /tmp could hold someone else's trap)."""
+    try:
+        st = directory.lstat()
+    except OSError:
+        return False
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return stat.S_ISDIR(st.st_mode) and mine
+
+
+def _uid() -> str:
+    return str(os.getuid()) if hasattr(os, "getuid") else "user"
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+        return True
+    except OSError:
+        return False
