@@ -271,12 +271,16 @@ def _sampler(run):
     """A short sample of text for the dashboard at each evaluation (its own RNG)."""
     import numpy as np
 
+    from charrnn.sample import SampleOptions, prime_ids, sample_texts
+    from charrnn.step import prepare
+
     rng = np.random.default_rng(1234)
+    options = SampleOptions(length=240, temperature=0.8)
+    prime, _ = prime_ids(run.vocab, None)
 
     def sample(model) -> str:
-        from charrnn.sample import quick_sample
-
-        return quick_sample(model, run.vocab, 240, rng)
+        weights = prepare(model.config, model.params)
+        return sample_texts(weights, run.vocab, prime, options, rng, engine="numpy")[0]
 
     return sample
 
