@@ -253,6 +253,7 @@ class Trainer:
         self.sample = sample
         self._stop_requested = False
         self.stop_reason = ""
+        self._time_steps: int | None = None  # steps the time budget allows, estimated as we go
 
     def request_stop(self) -> None:
         """Finish the current step, save, and return (for Ctrl-C / SIGTERM)."""
@@ -269,7 +270,19 @@ class Trainer:
             candidates.append(int(math.ceil(self.stop.epochs * spe)))
         if self.stop.automatic:
             candidates.append(MAX_EPOCHS * spe)
+        if self._time_steps is not None:
+            candidates.append(self._time_steps)
         return min(candidates) if candidates else None
+
+    def _estimate_time_steps(self, started: float, first_step: int) -> None:
+        """With a time budget, the step it will end at, from the pace so far (evals included),
+        so a cosine schedule can end its decay with the budget."""
+        done = self.run.step - first_step
+        wall = time.perf_counter() - started
+        if self.stop.seconds is None or done < 1 or wall <= 0:
+            return
+        left = max(0.0, self.stop.seconds - wall)
+        self._time_steps = self.run.step + int(left * done / wall)
 
     def _should_stop(self, started: float, first_step: int) -> str:
         run = self.run
@@ -430,9 +443,12 @@ class Trainer:
                     },
                 )
             )
+            if run.step - first_step == 20:
+                self._estimate_time_steps(started, first_step)
             if run.step % self.eval_every == 0:
                 self.evaluate(float(np.mean(losses[-self.eval_every :])), cps)
                 last_eval_step = run.step
+                self._estimate_time_steps(started, first_step)
         cps = chars_per_step * (run.step - first_step) / max(train_time, 1e-9)
         if run.step != last_eval_step:
             recent = losses[-self.eval_every :]
