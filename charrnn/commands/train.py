@@ -180,6 +180,8 @@ def run_training(**o) -> None:
     sources = list(o["corpus"] or [])
     if sources.count("-") > 1:
         raise UsageError("stdin (-) can be given only once")
+    if "-" in sources and sys.stdin.isatty():
+        typer.echo("charrnn: reading the corpus from the terminal; end it with Ctrl-D", err=True)
     req = Request(
         sources=sources,
         model=model_opts,
