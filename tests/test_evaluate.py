@@ -1,0 +1,451 @@
+"""`charrnn eval` through the CLI and `charrnn.evaluate.score_ids`, against a naive NumPy model.
+
+The reference below is written from the cell equations (PyTorch's gate order), in float64, one
+character and one layer at a time, with the state carried over the whole text.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from charrnn.checkpoint import Checkpoint, save
+from charrnn.cli import app
+from charrnn.config import ModelConfig, TrainConfig, param_shapes
+from charrnn.evaluate import score_ids
+from charrnn.model import CharRNN
+from charrnn.vocab import Vocab
+
+TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+    "First Citizen:\nYou are all resolved rather to die than to famish?\n"
+)
+
+
+# --------------------------------------------------------------------------------- reference
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def reference(params: dict, cfg: ModelConfig, ids) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Naive float64 pass from the zero state. Returns the nats of predicting ids[1:] (N-1,)
+    and every layer's output after each character, a list of (N, H)."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    H, L, V = cfg.hidden, cfg.layers, cfg.vocab_size
+    h = [np.zeros(H) for _ in range(L)]
+    c = [np.zeros(H) for _ in range(L)]
+    hidden = [np.zeros((len(ids), H)) for _ in range(L)]
+    nll = np.zeros(max(len(ids) - 1, 0))
+    for t, ch in enumerate(ids):
+        if cfg.embed:
+            inp = p["encoder.weight"][ch]
+        else:
+            inp = np.zeros(V)
+            inp[ch] = 1.0
+        for k in range(L):
+            gi = p[f"weight_ih_l{k}"] @ inp + p[f"bias_ih_l{k}"]
+            gh = p[f"weight_hh_l{k}"] @ h[k] + p[f"bias_hh_l{k}"]
+            if cfg.cell == "lstm":
+                i, f, g, o = np.split(gi + gh, 4)
+                c[k] = _sigmoid(f) * c[k] + _sigmoid(i) * np.tanh(g)
+                h[k] = _sigmoid(o) * np.tanh(c[k])
+            elif cfg.cell == "gru":
+                ir, iz, in_ = np.split(gi, 3)
+                hr, hz, hn = np.split(gh, 3)
+                r, z = _sigmoid(ir + hr), _sigmoid(iz + hz)
+                n = np.tanh(in_ + r * hn)
+                h[k] = (1 - z) * n + z * h[k]
+            else:
+                a = gi + gh
+                h[k] = np.maximum(a, 0.0) if cfg.nonlinearity == "relu" else np.tanh(a)
+            hidden[k][t] = h[k]
+            inp = h[k]
+        if t + 1 < len(ids):
+            logits = p["decoder.weight"] @ h[L - 1] + p["decoder.bias"]
+            m = logits.max()
+            nll[t] = m + math.log(np.exp(logits - m).sum()) - logits[ids[t + 1]]
+    return nll, hidden
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def make_checkpoint(
+    path: Path,
+    text: str = TEXT,
+    *,
+    cell="lstm",
+    hidden=12,
+    layers=2,
+    embed=0,
+    nonlinearity="tanh",
+    seed=0,
+    scale=0.4,
+    meta=None,
+):
+    """A random model over the vocabulary of `text`, saved at `path`; returns (params, cfg)."""
+    vocab = Vocab.from_text(text)
+    cfg = ModelConfig(
+        cell=cell,
+        vocab_size=len(vocab),
+        hidden=hidden,
+        layers=layers,
+        embed=embed,
+        nonlinearity=nonlinearity,
+    )
+    rng = np.random.default_rng(seed)
+    params = {
+        k: (scale * rng.standard_normal(s)).astype(np.float32) for k, s in param_shapes(cfg).items()
+    }
+    save(path, Checkpoint(cfg, params, vocab, dict(meta or {"name": path.stem})))
+    return params, cfg
+
+
+def ids_of(text: str, vocab_text: str = TEXT) -> list[int]:
+    return Vocab.from_text(vocab_text).encode(text).tolist()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Work in tmp_path with a private corpus cache."""
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+def run(*args: str, input=None):
+    return CliRunner().invoke(app, ["eval", *args], input=input, catch_exceptions=False)
+
+
+def ok(result) -> str:
+    assert result.exit_code == 0, (result.exit_code, result.stderr)
+    assert result.stderr == ""
+    return result.stdout
+
+
+def one_line_error(result, code: int) -> str:
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    err = result.stderr.strip()
+    assert err.startswith("charrnn: error:") and "\n" not in err, err
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    return err
+
+
+def json_lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+# --------------------------------------------------------------------------------- scoring
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [
+        {"cell": "lstm"},
+        {"cell": "gru", "layers": 3},
+        {"cell": "rnn", "nonlinearity": "relu", "scale": 0.3},
+        {"cell": "lstm", "embed": 5, "layers": 1},
+    ],
+    ids=["lstm", "gru3", "rnn-relu", "lstm-embed"],
+)
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_nats_bits_and_perplexity_match_a_naive_reference(tmp_path, arch, threads):
+    params, cfg = make_checkpoint(tmp_path / "m.npz", **arch)
+    (tmp_path / "t.txt").write_text(TEXT)
+    rec = json_lines(ok(run("t.txt", "-c", "m.npz", "--json", "--threads", threads)))
+    assert len(rec) == 1
+    r = rec[0]
+    nll, _ = reference(params, cfg, ids_of(TEXT))
+    assert r["chars"] == len(TEXT) - 1 and r["skipped"] == 0
+    assert r["nats_per_char"] == pytest.approx(nll.mean(), rel=1e-5)
+    assert r["bits_per_char"] == pytest.approx(r["nats_per_char"] / math.log(2), rel=1e-12)
+    assert r["perplexity"] == pytest.approx(math.exp(r["nats_per_char"]), rel=1e-12)
+    assert r["checkpoint"] == "m.npz" and r["text"] == "t.txt" and r["rank"] == 1
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_chunk_size_and_threads_do_not_change_the_result(tmp_path, cell):
+    """The state is carried across chunks: any chunk size gives the same per-character nats."""
+    text = TEXT * 3
+    params, cfg = make_checkpoint(tmp_path / "m.npz", text, cell=cell, layers=3)
+    model = CharRNN.from_params(cfg, params)
+    ids = np.array(ids_of(text, text), np.uint8)
+    nll, _ = reference(params, cfg, ids.tolist())
+    for chunk in (1, 7, 64, 10_000):
+        for threads in (1, 2, 4):
+            s = score_ids(model, ids, chunk=chunk, threads=threads, keep=True)
+            assert s.chars == len(text) - 1
+            np.testing.assert_allclose(s.surprisal, nll, rtol=1e-5, atol=1e-5)
+            assert s.total_nats == pytest.approx(nll.sum(), rel=1e-6)
+
+
+def test_progress_reports_every_chunk_up_to_the_end(tmp_path):
+    params, cfg = make_checkpoint(tmp_path / "m.npz")
+    model = CharRNN.from_params(cfg, params)
+    ids = np.array(ids_of(TEXT), np.uint8)
+    for threads in (1, 2):
+        seen = []
+        score_ids(model, ids, chunk=50, threads=threads, progress=seen.append)
+        assert seen == sorted(seen) and seen[-1] == len(TEXT) - 1
+        assert len(seen) == math.ceil((len(TEXT) - 1) / 50)
+
+
+def test_stdin_and_a_file_give_the_same_score(tmp_path):
+    make_checkpoint(tmp_path / "m.npz")
+    (tmp_path / "t.txt").write_text(TEXT)
+    a = json_lines(ok(run("t.txt", "-c", "m.npz", "--json")))[0]
+    b = json_lines(ok(run("-", "-c", "m.npz", "--json", input=TEXT)))[0]
+    assert b["text"] == "<stdin>"
+    assert a["nats_per_char"] == pytest.approx(b["nats_per_char"], rel=1e-12)
+
+
+@pytest.mark.parametrize("streams, burn_in", [(3, 20), (5, 7), (4, 0)])
+def test_streams_score_segments_after_a_burn_in(tmp_path, streams, burn_in):
+    """The approximate mode is what its doc says: S contiguous segments of the predictions,
+    each run from the zero state `burn_in` characters before its first scored one."""
+    text = TEXT * 2
+    params, cfg = make_checkpoint(tmp_path / "m.npz", text, cell="gru")
+    model = CharRNN.from_params(cfg, params)
+    ids = ids_of(text, text)
+    n = len(ids)
+    want = np.zeros(n - 1)
+    for s in range(streams):
+        a, b = 1 + s * (n - 1) // streams, 1 + (s + 1) * (n - 1) // streams
+        q = max(1, a - burn_in)
+        nll, _ = reference(params, cfg, ids[q - 1 : b])  # predictions q..b-1
+        want[a - 1 : b - 1] = nll[a - q :]
+    for chunk in (16, 1000):
+        got = score_ids(
+            model, np.array(ids, np.uint8), chunk=chunk, keep=True, streams=streams, burn_in=burn_in
+        )
+        assert got.streams == streams and not got.exact and got.chars == n - 1
+        np.testing.assert_allclose(got.surprisal, want, rtol=1e-5, atol=1e-5)
+        assert got.total_nats == pytest.approx(want.sum(), rel=1e-6)
+
+
+def test_streams_through_the_cli_say_they_are_approximate(tmp_path):
+    make_checkpoint(tmp_path / "m.npz")
+    (tmp_path / "t.txt").write_text(TEXT * 3)
+    exact = json_lines(ok(run("t.txt", "-c", "m.npz", "--json")))[0]
+    assert exact["exact"] is True and exact["streams"] == 1 and exact["burn_in"] == 0
+    args = ["t.txt", "-c", "m.npz", "--streams", "4", "--burn-in", "30"]
+    approx = json_lines(ok(run(*args, "--json")))[0]
+    assert approx["exact"] is False and approx["streams"] == 4 and approx["burn_in"] == 30
+    assert approx["chars"] == exact["chars"]
+    assert approx["nats_per_char"] == pytest.approx(exact["nats_per_char"], abs=0.05)
+    assert "approximate" in ok(run(*args))
+    # a text too short for that many segments of at least burn-in characters: fewer segments
+    short = json_lines(
+        ok(run("t.txt", "-c", "m.npz", "--streams", "50", "--burn-in", "100", "--json"))
+    )
+    assert short[0]["streams"] == (len(TEXT) * 3 - 1) // 100
+
+
+# --------------------------------------------------------------------------------- unknown chars
+
+
+def test_unknown_characters_are_named_by_default(tmp_path):
+    make_checkpoint(tmp_path / "m.npz")
+    (tmp_path / "q.txt").write_text('All: "speak" café\n')
+    err = one_line_error(run("q.txt", "-c", "m.npz"), 1)
+    assert "q.txt" in err and "'\"'" in err and "'é'" in err and "--unk skip" in err
+
+
+def test_unk_skip_leaves_them_out_and_reports_the_count(tmp_path):
+    params, cfg = make_checkpoint(tmp_path / "m.npz")
+    text = 'All: "speak" café\nFirst!'
+    (tmp_path / "q.txt").write_text(text)
+    r = json_lines(ok(run("q.txt", "-c", "m.npz", "--unk", "skip", "--json")))[0]
+    kept = "".join(ch for ch in text if ch in set(TEXT))
+    assert r["skipped"] == len(text) - len(kept) == 4
+    assert r["chars"] == len(kept) - 1
+    nll, _ = reference(params, cfg, ids_of(kept))
+    assert r["nats_per_char"] == pytest.approx(nll.mean(), rel=1e-5)
+    table = ok(run("q.txt", "-c", "m.npz", "--unk", "skip"))
+    assert "skipped" in table
+
+
+# --------------------------------------------------------------------------------- test split
+
+
+def trained_checkpoint(tmp_path, corpus_text, val=0.1, test=0.2, sources=None, **kw):
+    """A checkpoint whose meta says it was trained on corpus.txt, as `charrnn train` writes it."""
+    from charrnn.data import load_corpus
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(corpus_text)
+    fp = dict(load_corpus([str(corpus)]).fingerprint)
+    fp["sources"] = [str(corpus.resolve())] if sources is None else sources
+    meta = {
+        "name": "run",
+        "kind": "best",
+        "step": 40,
+        "corpus": fp,
+        "train_config": TrainConfig(val_fraction=val, test_fraction=test).to_dict(),
+    }
+    path = tmp_path / "checkpoints" / "run-best.npz"
+    params, cfg = make_checkpoint(path, corpus_text, meta=meta, **kw)
+    return path, params, cfg
+
+
+def test_without_a_file_the_checkpoints_own_test_split_is_scored(tmp_path):
+    corpus = TEXT * 2
+    path, params, cfg = trained_checkpoint(tmp_path, corpus, val=0.1, test=0.2)
+    n_test = math.floor(len(corpus) * 0.2 + 0.5)
+    test_text = corpus[len(corpus) - n_test :]
+    nll, _ = reference(params, cfg, ids_of(test_text, corpus))
+    # no --checkpoint: the newest run's best in ./checkpoints
+    r = json_lines(ok(run("--json")))[0]
+    assert r["split"] == "test" and "corpus.txt" in r["text"]
+    assert r["chars"] == n_test - 1
+    assert r["nats_per_char"] == pytest.approx(nll.mean(), rel=1e-5)
+    assert r["checkpoint"] == str(Path("checkpoints") / "run-best.npz")
+
+
+def test_a_changed_corpus_is_refused_naming_the_file(tmp_path):
+    path, _, _ = trained_checkpoint(tmp_path, TEXT * 2)
+    (tmp_path / "corpus.txt").write_text(TEXT * 2 + "more")
+    err = one_line_error(run("-c", str(path)), 1)
+    assert "corpus.txt" in err and "changed" in err and "eval FILE" in err
+
+
+def test_a_missing_corpus_is_refused_naming_the_file(tmp_path):
+    path, _, _ = trained_checkpoint(tmp_path, TEXT * 2)
+    (tmp_path / "corpus.txt").unlink()
+    err = one_line_error(run("-c", str(path)), 1)
+    assert "corpus.txt" in err and "not found" in err
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["stdin", "no-meta", "no-test-split"],
+)
+def test_checkpoints_without_a_usable_test_split_ask_for_a_file(tmp_path, case):
+    if case == "stdin":
+        path, _, _ = trained_checkpoint(tmp_path, TEXT, sources=[])
+    elif case == "no-test-split":
+        path, _, _ = trained_checkpoint(tmp_path, TEXT, test=0.0)
+    else:
+        path = tmp_path / "bare.npz"
+        make_checkpoint(path)
+    err = one_line_error(run("-c", str(path)), 1)
+    assert "charrnn eval FILE" in err
+
+
+# --------------------------------------------------------------------------------- several
+
+
+def test_several_checkpoints_are_ranked_by_bits_per_char(tmp_path):
+    (tmp_path / "t.txt").write_text(TEXT)
+    expected = {}
+    for seed, scale in ((1, 0.2), (2, 0.6), (3, 1.2)):
+        params, cfg = make_checkpoint(tmp_path / f"m{seed}.npz", seed=seed, scale=scale)
+        expected[f"m{seed}.npz"] = reference(params, cfg, ids_of(TEXT))[0].mean()
+    args = ["t.txt", "-c", "m2.npz", "-c", "m1.npz", "-c", "m3.npz"]
+    recs = json_lines(ok(run(*args, "--json")))
+    assert [r["checkpoint"] for r in recs] == ["m2.npz", "m1.npz", "m3.npz"]  # given order
+    for r in recs:
+        assert r["nats_per_char"] == pytest.approx(expected[r["checkpoint"]], rel=1e-5)
+    by_rank = sorted(recs, key=lambda r: r["rank"])
+    assert [r["rank"] for r in by_rank] == [1, 2, 3]
+    assert [r["checkpoint"] for r in by_rank] == sorted(expected, key=expected.get)
+    table = ok(run(*args))
+    rows = [line for line in table.splitlines() if ".npz" in line]
+    assert [next(n for n in expected if n in row) for row in rows] == sorted(
+        expected, key=expected.get
+    )
+
+
+# --------------------------------------------------------------------------------- --show
+
+
+def test_show_writes_tsv_of_characters_and_bits_when_not_a_terminal(tmp_path):
+    text = "All:\nSpeak, speak.\tFirst"
+    vocab_text = TEXT + "\t"
+    params, cfg = make_checkpoint(tmp_path / "m.npz", vocab_text)
+    (tmp_path / "t.txt").write_text(text)
+    lines = ok(run("t.txt", "-c", "m.npz", "--show")).split("\n")
+    assert lines[0] == "char\tbits" and lines[-1] == ""
+    rows = [line.split("\t") for line in lines[1:-1]]
+    assert len(rows) == len(text) and all(len(r) == 2 for r in rows)
+    unescape = {"\\n": "\n", "\\t": "\t", "␠": " "}
+    assert "".join(unescape.get(c, c) for c, _ in rows) == text
+    assert rows[0][1] == ""  # the first character is context, not scored
+    nll, _ = reference(params, cfg, ids_of(text, vocab_text))
+    bits = np.array([float(b) for _, b in rows[1:]])
+    np.testing.assert_allclose(bits, nll / math.log(2), atol=2e-5)
+
+
+# --------------------------------------------------------------------------------- errors
+
+
+def test_nan_weights_are_refused(tmp_path):
+    vocab = Vocab.from_text(TEXT)
+    cfg = ModelConfig(cell="lstm", vocab_size=len(vocab), hidden=8, layers=1)
+    params = {k: np.zeros(s, np.float32) for k, s in param_shapes(cfg).items()}
+    params["weight_hh_l0"][0, 0] = np.inf
+    save(tmp_path / "nan.npz", Checkpoint(cfg, params, vocab, {}))
+    (tmp_path / "t.txt").write_text(TEXT)
+    err = one_line_error(run("t.txt", "-c", "nan.npz"), 1)
+    assert "NaN or infinite" in err and "weight_hh_l0" in err
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "not-npz", "newer"])
+def test_bad_checkpoint_files_give_one_line(tmp_path, kind):
+    make_checkpoint(tmp_path / "good.npz")
+    (tmp_path / "t.txt").write_text(TEXT)
+    bad = tmp_path / "bad.npz"
+    if kind == "truncated":
+        data = (tmp_path / "good.npz").read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    elif kind == "not-npz":
+        bad.write_text("hello")
+    elif kind == "newer":
+        np.savez(bad, meta=np.array(json.dumps({"format_version": 99})))
+    err = one_line_error(run("t.txt", "-c", "good.npz", "-c", str(bad)), 1)
+    assert "bad.npz" in err
+
+
+def test_no_checkpoint_anywhere(tmp_path):
+    (tmp_path / "t.txt").write_text(TEXT)
+    err = one_line_error(run("t.txt"), 1)
+    assert "checkpoints" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--unk", "maybe"],
+        ["--show", "--json"],
+        ["--show", "-c", "m.npz"],
+        ["--threads", "-1"],
+        ["--streams", "0"],
+        ["--burn-in", "-1"],
+    ],
+)
+def test_bad_options_are_usage_errors(tmp_path, args):
+    make_checkpoint(tmp_path / "m.npz")
+    (tmp_path / "t.txt").write_text(TEXT)
+    one_line_error(run("t.txt", "-c", "m.npz", *args), 2)
+
+
+def test_a_text_too_short_to_score(tmp_path):
+    make_checkpoint(tmp_path / "m.npz")
+    (tmp_path / "t.txt").write_text("A")
+    err = one_line_error(run("t.txt", "-c", "m.npz"), 1)
+    assert "at least 2" in err
+
+
+def test_missing_text_file(tmp_path):
+    make_checkpoint(tmp_path / "m.npz")
+    err = one_line_error(run("nope.txt", "-c", "m.npz"), 1)
+    assert "nope.txt" in err
+
+
+def test_help_has_an_example():
+    out = ok(run("--help"))
+    assert "Example" in out and "charrnn eval" in out
