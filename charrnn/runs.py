@@ -275,6 +275,7 @@ def prepare(req: Request):
     _check_out_dir(out)
     corpus_meta = dict(corpus.fingerprint)
     corpus_meta["sources"] = [str(Path(s).resolve()) for s in sources if s != "-"]
+    corpus_meta.update(encoding=req.encoding, errors=req.errors)
     run = Run(
         model=model,
         optimizer=optimizer,
