@@ -158,8 +158,6 @@ def _existing_run_id(path: Path) -> str | None:
 
 
 def _corpus_name(sources: list[str]) -> str:
-    if not sources:
-        return "shakespeare"
     first = sources[0]
     if first == "-":
         return "stdin"
@@ -202,9 +200,8 @@ def prepare(req: Request):
                 f"the corpus this run trained on ({', '.join(sources) or 'stdin'}) is not "
                 "found: pass it as CORPUS"
             )
-    corpus = load_corpus(
-        sources or [default_corpus_path()], encoding=req.encoding, errors=req.errors
-    )
+    sources = sources or [str(default_corpus_path())]
+    corpus = load_corpus(sources, encoding=req.encoding, errors=req.errors)
     if len(corpus.vocab) < 2:
         raise CharrnnError(
             f"{corpus.name} has a single distinct character: there is nothing to learn"
