@@ -33,7 +33,8 @@ def command(
         None,
         "--checkpoint",
         "-c",
-        help="Checkpoint file. \\[default: the newest run's best in checkpoints/]",
+        help="Checkpoint file, or a folder to take its newest run's best from. "
+        "\\[default: checkpoints/]",
     ),
     length: int = typer.Option(
         500, "--length", "-n", help="Characters to generate per sample (0: the seed only)."
@@ -58,8 +59,7 @@ def command(
     rng_seed: int | None = typer.Option(
         None,
         "--rng-seed",
-        help="Seed of the random draws, for repeatable text. "
-        "\\[default: random; --json shows it]",
+        help="Seed of the random draws, for repeatable text. \\[default: random; --json shows it]",
         rich_help_panel=SAMPLING,
     ),
     num_samples: int = typer.Option(
@@ -143,6 +143,10 @@ def _sample(
     from charrnn.errors import UsageError
     from charrnn.sample import SampleOptions
 
+    if seed is not None and seed_random:
+        raise UsageError("use either --seed or --seed-random, not both")
+    if rng_seed is not None and rng_seed < 0:
+        raise UsageError(f"--rng-seed must be 0 or more, got {rng_seed}")
     if unk not in ("error", "skip"):
         raise UsageError(f"--unk must be error or skip, got {unk!r}")
     if engine not in ("auto", "numpy", "numba"):
@@ -165,7 +169,9 @@ def _sample(
     from charrnn.sample import generate, prime_ids
     from charrnn.step import prepare
 
-    path = checkpoint if checkpoint is not None else find_checkpoint(Path("checkpoints"))
+    path = checkpoint if checkpoint is not None else Path("checkpoints")
+    if path.is_dir():
+        path = find_checkpoint(path)
     ckpt = load(path)
     bad = ckpt.has_nonfinite()
     if bad:
