@@ -15,6 +15,60 @@ SCHEDULES = ("constant", "step", "cosine")
 CLIP_MODES = ("norm", "value")
 
 
+# Our own defaults, chosen by measurement on tinyshakespeare (see benchmarks/quality_sweep.py).
+DEFAULTS: dict[str, Any] = {
+    "cell": "lstm",
+    "layers": 2,
+    "hidden": 256,
+    "dropout": 0.0,
+    "batch": 50,
+    "seq": 100,
+    "lr": 2e-3,
+    "optimizer": "adam",
+    "clip": 5.0,
+    "clip_mode": "norm",
+    "schedule": "constant",
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # karpathy's min-char-rnn.py: vanilla RNN, 100 hidden, 25 steps, Adagrad 0.1, clip [-5, 5]
+    "min-char-rnn": {
+        "cell": "rnn",
+        "nonlinearity": "tanh",
+        "layers": 1,
+        "hidden": 100,
+        "embed": 0,
+        "dropout": 0.0,
+        "batch": 1,
+        "seq": 25,
+        "optimizer": "adagrad",
+        "lr": 0.1,
+        "clip": 5.0,
+        "clip_mode": "value",
+        "schedule": "constant",
+    },
+    # karpathy/char-rnn train.lua defaults: 2x128 LSTM, B50 T50, RMSprop 2e-3 (alpha 0.95),
+    # lr x0.97 per epoch after epoch 10, clip 5 (element-wise)
+    "char-rnn": {
+        "cell": "lstm",
+        "layers": 2,
+        "hidden": 128,
+        "embed": 0,
+        "dropout": 0.0,
+        "batch": 50,
+        "seq": 50,
+        "optimizer": "rmsprop",
+        "lr": 2e-3,
+        "alpha": 0.95,
+        "clip": 5.0,
+        "clip_mode": "value",
+        "schedule": "step",
+        "decay_rate": 0.97,
+        "decay_after": 10,
+    },
+}
+
+
 def gates(cell: str) -> int:
     """Number of gate blocks G stacked in weight_ih / weight_hh (rows = G * H)."""
     return {"rnn": 1, "lstm": 4, "gru": 3}[cell]

@@ -2,9 +2,10 @@
 
 import pytest
 
+from charrnn.config import DEFAULTS, PRESETS
 from charrnn.display import chart
 from charrnn.errors import UsageError
-from charrnn.runs import DEFAULTS, PRESETS, build_configs, parse_duration
+from charrnn.runs import build_configs, parse_duration
 from charrnn.train import MAX_EPOCHS, StopRule
 
 

@@ -9,6 +9,16 @@ from pathlib import Path
 import typer
 
 from charrnn.commands import handle_errors
+from charrnn.config import DEFAULTS, ModelConfig, TrainConfig
+
+
+def _default(name: str) -> str:
+    """' [default: X]' for an option's help, from our defaults (escaped for rich markup)."""
+    value = DEFAULTS.get(name, getattr(ModelConfig(), name, None))
+    if value is None:
+        value = getattr(TrainConfig(), name)
+    return f" \\[default: {value}]"
+
 
 HELP = """Train a character-level language model on text.
 
@@ -38,22 +48,22 @@ def command(
         None, help="Start from min-char-rnn's or char-rnn's defaults; other flags still win."
     ),
     model: str | None = typer.Option(
-        None, "--model", help="Cell: rnn, lstm or gru. \\[default: lstm]", rich_help_panel=MODEL
+        None, "--model", help="Cell: rnn, lstm or gru." + _default("cell"), rich_help_panel=MODEL
     ),
     nonlinearity: str | None = typer.Option(
-        None, help="rnn only: tanh or relu. \\[default: tanh]", rich_help_panel=MODEL
+        None, help="rnn only: tanh or relu." + _default("nonlinearity"), rich_help_panel=MODEL
     ),
     layers: int | None = typer.Option(
-        None, help="Stacked layers. \\[default: 2]", rich_help_panel=MODEL
+        None, help="Stacked layers." + _default("layers"), rich_help_panel=MODEL
     ),
     hidden: int | None = typer.Option(
-        None, help="Hidden units per layer. \\[default: 256]", rich_help_panel=MODEL
+        None, help="Hidden units per layer." + _default("hidden"), rich_help_panel=MODEL
     ),
     embed: int | None = typer.Option(
-        None, help="Embedding size; 0 = one-hot input. \\[default: 0]", rich_help_panel=MODEL
+        None, help="Embedding size; 0 = one-hot input." + _default("embed"), rich_help_panel=MODEL
     ),
     dropout: float | None = typer.Option(
-        None, help="Dropout between layers, in [0, 1). \\[default: 0]", rich_help_panel=MODEL
+        None, help="Dropout between layers, in [0, 1)." + _default("dropout"), rich_help_panel=MODEL
     ),
     forget_bias: float | None = typer.Option(
         None,
@@ -61,35 +71,39 @@ def command(
         rich_help_panel=MODEL,
     ),
     batch: int | None = typer.Option(
-        None, help="Parallel streams B. \\[default: 50]", rich_help_panel=TRAIN
+        None, help="Parallel streams B." + _default("batch"), rich_help_panel=TRAIN
     ),
     seq: int | None = typer.Option(
-        None, help="Steps T of truncated backprop. \\[default: 100]", rich_help_panel=TRAIN
+        None, help="Steps T of truncated backprop." + _default("seq"), rich_help_panel=TRAIN
     ),
     lr: float | None = typer.Option(
-        None, help="Learning rate. \\[default: 2e-3]", rich_help_panel=TRAIN
+        None, help="Learning rate." + _default("lr"), rich_help_panel=TRAIN
     ),
     optimizer: str | None = typer.Option(
-        None, help="adam, adamw, rmsprop, adagrad or sgd. \\[default: adam]", rich_help_panel=TRAIN
+        None,
+        help="adam, adamw, rmsprop, adagrad or sgd." + _default("optimizer"),
+        rich_help_panel=TRAIN,
     ),
     weight_decay: float | None = typer.Option(
-        None, help="adamw's decoupled weight decay. \\[default: 0]", rich_help_panel=TRAIN
+        None,
+        help="adamw's decoupled weight decay." + _default("weight_decay"),
+        rich_help_panel=TRAIN,
     ),
     clip: float | None = typer.Option(
-        None, help="Gradient clipping threshold; 0 = off. \\[default: 5]", rich_help_panel=TRAIN
+        None, help="Gradient clipping threshold; 0 = off." + _default("clip"), rich_help_panel=TRAIN
     ),
     clip_mode: str | None = typer.Option(
         None,
-        help="norm (global L2 norm) or value (element-wise). \\[default: norm]",
+        help="norm (global L2 norm) or value (element-wise)." + _default("clip_mode"),
         rich_help_panel=TRAIN,
     ),
     schedule: str | None = typer.Option(
         None,
-        help="constant, step (x0.97 per epoch after epoch 10) or cosine. \\[default: constant]",
+        help="constant, step (x0.97 per epoch after epoch 10) or cosine." + _default("schedule"),
         rich_help_panel=TRAIN,
     ),
     warmup_steps: int | None = typer.Option(
-        None, help="cosine: linear warm-up steps. \\[default: 0]", rich_help_panel=TRAIN
+        None, help="cosine: linear warm-up steps." + _default("warmup_steps"), rich_help_panel=TRAIN
     ),
     epochs: float | None = typer.Option(
         None, help="Stop after this many epochs.", rich_help_panel=STOP
@@ -101,7 +115,9 @@ def command(
         None, help="Stop after this long: 90s, 10m, 2h, 1h30m.", rich_help_panel=STOP
     ),
     eval_every: int | None = typer.Option(
-        None, help="Steps between evaluations. \\[default: about half an epoch]", rich_help_panel=STOP
+        None,
+        help="Steps between evaluations. \\[default: about half an epoch]",
+        rich_help_panel=STOP,
     ),
     out: Path | None = typer.Option(
         None, help="Checkpoint folder. \\[default: checkpoints/]", rich_help_panel=RUN
@@ -110,10 +126,12 @@ def command(
         None, help="Checkpoint name. \\[default: the corpus file's name]", rich_help_panel=RUN
     ),
     rng_seed: int | None = typer.Option(
-        None, help="Seed for initialisation and dropout. \\[default: 0]", rich_help_panel=RUN
+        None,
+        help="Seed for initialisation and dropout." + _default("rng_seed"),
+        rich_help_panel=RUN,
     ),
     threads: int | None = typer.Option(
-        None, help="CPU threads; 0 = all cores. \\[default: 0]", rich_help_panel=RUN
+        None, help="CPU threads; 0 = all cores." + _default("threads"), rich_help_panel=RUN
     ),
     resume: Path | None = typer.Option(
         None, help="Continue a run exactly from its checkpoint.", rich_help_panel=RUN
