@@ -1,0 +1,104 @@
+"""GRU layer over T steps, forward and backward (PyTorch's gate order r, z, n).
+
+r = sigmoid(W_ir x + b_ir + W_hr h + b_hr);  z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+n = tanh(W_in x + b_in + r * (W_hn h + b_hn));  h' = (1 - z) * n + z * h
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from charrnn.kernels.activations import sigmoid, tanh
+from charrnn.kernels.tiles import mm_packed
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def forward(xg, whh_t, bhn, hs, hn, hg):
+    """Run one layer over T steps.
+
+    xg (T, B, 3H): x W_ih^T + b_ih + [b_hr, b_hz, 0]; replaced by the activations r, z, n.
+    whh_t: weight_hh^T (H, 3H) packed by tiles.pack.  bhn (H,): b_hn.
+    hs (T+1, B, H): [0] the initial h (in), [1:] the outputs.  hn (T, B, H): receives W_hn h + b_hn.
+    hg (B, 3H): scratch for h W_hh^T.
+    """
+    T, B, G = xg.shape
+    H = G // 3
+    one = xg.dtype.type(1)
+    act = np.empty(G, xg.dtype)  # local rows: see lstm.forward
+    hv = np.empty(H, xg.dtype)
+    hb = np.empty(H, xg.dtype)
+    for t in range(T):
+        mm_packed(hs[t], whh_t, hg, 0)
+        for b in range(B):
+            ab = xg[t, b]
+            gb = hg[b]
+            hp = hs[t, b]
+            for j in range(H):
+                act[j] = sigmoid(ab[j] + gb[j])
+                act[H + j] = sigmoid(ab[H + j] + gb[H + j])
+                hv[j] = gb[2 * H + j] + bhn[j]
+            for j in range(H):
+                act[2 * H + j] = tanh(ab[2 * H + j] + act[j] * hv[j])
+            for j in range(H):
+                z = act[H + j]
+                hb[j] = (one - z) * act[2 * H + j] + z * hp[j]
+            for j in range(G):
+                ab[j] = act[j]
+            out_hn = hn[t, b]
+            out_h = hs[t + 1, b]
+            for j in range(H):
+                out_hn[j] = hv[j]
+                out_h[j] = hb[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def backward(act, dgh, whh, hs, hn, dhs, dh0):
+    """Back-propagate one layer through T steps.
+
+    act (T, B, 3H): r, z, n from `forward`; replaced by dL/d(input pre-activations) (dG_i).
+    dgh (T, B, 3H): receives dL/d(h W_hh^T + b_hh) (dG_h; differs from dG_i in the n block).
+    whh: weight_hh (3H, H) packed by tiles.pack.  hs (T+1, B, H), hn (T, B, H): from `forward`.
+    dhs (T, B, H): dL/dh_t from above for t = 1..T (in); used as scratch.
+    dh0 (B, H): receives dL/dh_0.
+    """
+    T, B, G = act.shape
+    H = G // 3
+    one = act.dtype.type(1)
+    oi = np.empty(G, act.dtype)
+    oh = np.empty(G, act.dtype)
+    direct = np.empty(H, act.dtype)
+    for t in range(T - 1, -1, -1):
+        target = dhs[t - 1] if t > 0 else dh0
+        for b in range(B):
+            ab = act[t, b]
+            dh = dhs[t, b]
+            hp = hs[t, b]
+            hv = hn[t, b]
+            for j in range(H):
+                r = ab[j]
+                z = ab[H + j]
+                n = ab[2 * H + j]
+                d = dh[j]
+                dnp = d * (one - z) * (one - n * n)
+                drp = dnp * hv[j] * r * (one - r)
+                dzp = d * (hp[j] - n) * z * (one - z)
+                oi[j] = drp
+                oi[H + j] = dzp
+                oi[2 * H + j] = dnp
+                oh[j] = drp
+                oh[H + j] = dzp
+                oh[2 * H + j] = dnp * r
+                direct[j] = d * z
+            gb = dgh[t, b]
+            for j in range(G):
+                ab[j] = oi[j]
+                gb[j] = oh[j]
+            tb = target[b]
+            if t > 0:
+                for j in range(H):
+                    tb[j] += direct[j]
+            else:
+                for j in range(H):
+                    tb[j] = direct[j]
+        mm_packed(dgh[t], whh, target, 1)

@@ -1,0 +1,105 @@
+"""LSTM layer over T steps, forward and backward (PyTorch's gate order i, f, g, o).
+
+    i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of  x W_ih^T + b_ih + h W_hh^T + b_hh
+    c' = f * c + i * g;   h' = o * tanh(c')
+
+Arrays are time-major and contiguous; only h W_hh^T (forward) and dG W_hh (backward) run inside
+the time loop, everything else is a batched GEMM done by the caller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from charrnn.kernels.activations import sigmoid, tanh
+from charrnn.kernels.tiles import mm_packed
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def forward(xg, whh_t, hs, cs, tcs):
+    """Run one layer over T steps.
+
+    xg (T, B, 4H): input projection plus both biases; replaced by the activations i, f, g, o.
+    whh_t: weight_hh^T (H, 4H) packed by tiles.pack.
+    hs, cs (T+1, B, H): [0] holds the initial h, c (in); [1:] receive the outputs.
+    tcs (T, B, H): receives tanh(c') for the backward pass.
+    """
+    T, B, G = xg.shape
+    H = G // 4
+    # gate math goes through local rows: LLVM vectorises loops that write one local array,
+    # not loops that write several arguments it cannot prove apart
+    act = np.empty(G, xg.dtype)
+    cb = np.empty(H, xg.dtype)
+    for t in range(T):
+        a = xg[t]
+        mm_packed(hs[t], whh_t, a, 1)
+        for b in range(B):
+            ab = a[b]
+            for j in range(H):
+                act[j] = sigmoid(ab[j])
+                act[H + j] = sigmoid(ab[H + j])
+                act[2 * H + j] = tanh(ab[2 * H + j])
+                act[3 * H + j] = sigmoid(ab[3 * H + j])
+            for j in range(G):
+                ab[j] = act[j]
+            cp = cs[t, b]
+            for j in range(H):
+                cb[j] = act[H + j] * cp[j] + act[j] * act[2 * H + j]
+            cn = cs[t + 1, b]
+            for j in range(H):
+                cn[j] = cb[j]
+            for j in range(H):
+                cb[j] = tanh(cb[j])
+            tn = tcs[t, b]
+            hn = hs[t + 1, b]
+            for j in range(H):
+                tn[j] = cb[j]
+                hn[j] = act[3 * H + j] * cb[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def backward(act, whh, cs, tcs, dhs, dh0, dc0):
+    """Back-propagate one layer through T steps.
+
+    act (T, B, 4H): the activations from `forward`; replaced by dL/d(pre-activation) (dG).
+    whh: weight_hh (4H, H) packed by tiles.pack.  cs (T+1, B, H), tcs (T, B, H): from `forward`.
+    dhs (T, B, H): dL/dh_t from above for t = 1..T (in); used as scratch.
+    dh0, dc0 (B, H): receive dL/dh_0 and dL/dc_0 (the gradient of the initial state).
+    """
+    T, B, G = act.shape
+    H = G // 4
+    one = act.dtype.type(1)
+    dc0[:, :] = 0
+    out = np.empty(G, act.dtype)
+    dc = np.empty(H, act.dtype)
+    for t in range(T - 1, -1, -1):
+        a = act[t]
+        for b in range(B):
+            ab = a[b]
+            dcb = dc0[b]
+            dh = dhs[t, b]
+            tc = tcs[t, b]
+            cp = cs[t, b]
+            for j in range(H):
+                dc[j] = dcb[j]
+            for j in range(H):
+                ig = ab[j]
+                fg = ab[H + j]
+                gg = ab[2 * H + j]
+                og = ab[3 * H + j]
+                d = dh[j]
+                dcv = dc[j] + d * og * (one - tc[j] * tc[j])
+                dc[j] = dcv * fg
+                out[j] = dcv * gg * ig * (one - ig)
+                out[H + j] = dcv * cp[j] * fg * (one - fg)
+                out[2 * H + j] = dcv * ig * (one - gg * gg)
+                out[3 * H + j] = d * tc[j] * og * (one - og)
+            for j in range(G):
+                ab[j] = out[j]
+            for j in range(H):
+                dcb[j] = dc[j]
+        if t > 0:
+            mm_packed(a, whh, dhs[t - 1], 1)
+        else:
+            mm_packed(a, whh, dh0, 0)

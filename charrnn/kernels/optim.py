@@ -1,0 +1,100 @@
+"""Optimizer updates and gradient clipping over ONE flat parameter buffer (P,) and ONE flat
+gradient buffer (P,), in place, in a single pass each. Hyperparameters arrive as float64 and
+are rounded to the buffer's dtype once, as PyTorch rounds its Python scalars."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def sum_squares(g):
+    """sum(g**2) of a flat (P,) buffer, accumulated in float64. Reassociation lets LLVM keep
+    vector partial sums; the compiled order is fixed, so the result is deterministic."""
+    s = 0.0
+    for i in range(g.size):
+        v = np.float64(g[i])
+        s += v * v
+    return s
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def scale(g, factor):
+    """g *= factor in place."""
+    f = g.dtype.type(factor)
+    for i in range(g.size):
+        g[i] *= f
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def clamp(g, limit):
+    """g = clip(g, -limit, limit) in place."""
+    hi = g.dtype.type(limit)
+    lo = -hi
+    for i in range(g.size):
+        g[i] = min(max(g[i], lo), hi)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def adam(p, g, m, v, step_size, beta1, beta2, bc2_sqrt, eps, decay):
+    """torch.optim.Adam / AdamW (decoupled weight decay: p *= decay first, decay = 1 - lr*wd):
+    m += (1-beta1) (g - m);  v = beta2 v + (1-beta2) g^2;
+    p -= step_size * m / (sqrt(v) / bc2_sqrt + eps), step_size = lr / (1 - beta1^t)."""
+    w1 = p.dtype.type(1.0 - beta1)
+    b2 = p.dtype.type(beta2)
+    w2 = p.dtype.type(1.0 - beta2)
+    ss = p.dtype.type(-step_size)
+    bc = p.dtype.type(bc2_sqrt)
+    ep = p.dtype.type(eps)
+    dk = p.dtype.type(decay)
+    one = p.dtype.type(1)
+    for i in range(p.size):
+        gi = g[i]
+        mi = m[i] + w1 * (gi - m[i])
+        vi = b2 * v[i] + w2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        pi = p[i]
+        if dk != one:
+            pi = pi * dk
+        p[i] = pi + ss * (mi / (np.sqrt(vi) / bc + ep))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def rmsprop(p, g, sq, lr, alpha, eps):
+    """torch.optim.RMSprop (no momentum, not centered) = char-rnn's rmsprop:
+    sq = alpha sq + (1-alpha) g^2;  p -= lr * g / (sqrt(sq) + eps)."""
+    a = p.dtype.type(alpha)
+    w = p.dtype.type(1.0 - alpha)
+    nl = p.dtype.type(-lr)
+    ep = p.dtype.type(eps)
+    for i in range(p.size):
+        gi = g[i]
+        s = a * sq[i] + w * gi * gi
+        sq[i] = s
+        p[i] += nl * (gi / (np.sqrt(s) + ep))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def adagrad(p, g, acc, lr, eps):
+    """min-char-rnn's Adagrad: acc += g^2;  p -= lr * g / sqrt(acc + eps)."""
+    nl = p.dtype.type(-lr)
+    ep = p.dtype.type(eps)
+    for i in range(p.size):
+        gi = g[i]
+        a = acc[i] + gi * gi
+        acc[i] = a
+        p[i] += nl * gi / np.sqrt(a + ep)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def sgd(p, g, buf, lr, momentum):
+    """torch.optim.SGD with momentum (dampening 0, not Nesterov): buf = momentum buf + g;
+    p -= lr * buf. With buf starting at 0 the first step gives buf = g, as torch's does."""
+    mo = p.dtype.type(momentum)
+    nl = p.dtype.type(-lr)
+    for i in range(p.size):
+        b = mo * buf[i] + g[i]
+        buf[i] = b
+        p[i] += nl * b

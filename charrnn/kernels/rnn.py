@@ -1,0 +1,70 @@
+"""Elman RNN layer over T steps, forward and backward: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh),
+act = tanh or relu (PyTorch's nn.RNN nonlinearity)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from charrnn.kernels.activations import tanh
+from charrnn.kernels.tiles import mm_packed
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def forward(xg, whh_t, hs, relu):
+    """Run one layer over T steps.
+
+    xg (T, B, H): input projection plus both biases; receives the pre-activations.
+    whh_t: weight_hh^T (H, H) packed by tiles.pack.
+    hs (T+1, B, H): [0] the initial h (in), [1:] the outputs.
+    relu: use max(0, x) instead of tanh.
+    """
+    T, B, H = xg.shape
+    zero = xg.dtype.type(0)
+    hb = np.empty(H, xg.dtype)  # local row: see lstm.forward
+    for t in range(T):
+        a = xg[t]
+        mm_packed(hs[t], whh_t, a, 1)
+        for b in range(B):
+            ab = a[b]
+            if relu:
+                for j in range(H):
+                    hb[j] = max(ab[j], zero)
+            else:
+                for j in range(H):
+                    hb[j] = tanh(ab[j])
+            out = hs[t + 1, b]
+            for j in range(H):
+                out[j] = hb[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def backward(dpre, whh, hs, dhs, dh0, relu):
+    """Back-propagate one layer through T steps.
+
+    dpre (T, B, H): receives dL/d(pre-activation) (dG).  whh: weight_hh (H, H) packed by tiles.pack.
+    hs (T+1, B, H): from `forward`.  dhs (T, B, H): dL/dh_t from above (in); used as scratch.
+    dh0 (B, H): receives dL/dh_0.  relu: as in `forward`.
+    """
+    T, B, H = dpre.shape
+    one = dpre.dtype.type(1)
+    zero = dpre.dtype.type(0)
+    db = np.empty(H, dpre.dtype)
+    for t in range(T - 1, -1, -1):
+        d = dpre[t]
+        for b in range(B):
+            dhb = dhs[t, b]
+            hb = hs[t + 1, b]
+            if relu:
+                for j in range(H):
+                    db[j] = dhb[j] if hb[j] > zero else zero
+            else:
+                for j in range(H):
+                    db[j] = dhb[j] * (one - hb[j] * hb[j])
+            out = d[b]
+            for j in range(H):
+                out[j] = db[j]
+        if t > 0:
+            mm_packed(d, whh, dhs[t - 1], 1)
+        else:
+            mm_packed(d, whh, dh0, 0)

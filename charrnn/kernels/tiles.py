@@ -1,0 +1,231 @@
+"""A register-tiled matrix product for the recurrent step, c (M, N) += a (M, K) @ b (K, N), with
+b packed once per call into panels and reused for all T steps.
+
+Why: inside the time loop the product has few rows (M = B streams: 1, 25, 50) and the same
+weight every step. A BLAS GEMM re-packs the weight on every call and handles few rows poorly;
+here the weight is packed once (`pack`), and each tile keeps MR rows x NPAN panels of the result
+in vector registers while it walks K (LLVM IR written with llvmlite: <8 x float> / <4 x double>
+loads, broadcasts and llvm.fma). Numba caches the kernels like any other.
+
+Packed layout: bp (NP, K, PW) with PW = 2 vectors (16 float32 or 8 float64) and
+NP = ceil(N / PW); columns past N are zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+_I64 = ir.IntType(64)
+_I32 = ir.IntType(32)
+
+
+def _width(dtype) -> int:
+    """Elements per vector register (AVX2: 8 float32, 4 float64)."""
+    return 8 if dtype == types.float32 else 4
+
+
+def panel_width(dtype) -> int:
+    """Columns per packed panel for a NumPy dtype."""
+    return 16 if np.dtype(dtype) == np.float32 else 8
+
+
+def _make_tile(mr: int, npan: int):
+    """An intrinsic computing c[0:mr, 0:npan*PW] += a[0:mr, 0:k] @ panels[0:npan] (k rows)."""
+
+    @intrinsic
+    def tile(typingctx, ref, a, b, c, k, lda, ldc):
+        # ref: any array of the working dtype (selects float32 or float64); a, b, c: addresses
+        sig = types.void(ref, a, b, c, k, lda, ldc)
+        dtype = ref.dtype
+
+        def codegen(context, builder, signature, args):
+            _, a_addr, b_addr, c_addr, kk, lda_v, ldc_v = args
+            fty = context.get_value_type(dtype)
+            w = _width(dtype)
+            pw = 2 * w
+            vec = ir.VectorType(fty, w)
+            fp, vp = fty.as_pointer(), vec.as_pointer()
+            fma = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(vec, [vec, vec, vec]),
+                f"llvm.fma.v{w}{'f32' if w == 8 else 'f64'}",
+            )
+            a_p = builder.inttoptr(a_addr, fp)
+            b_p = builder.inttoptr(b_addr, fp)
+            c_p = builder.inttoptr(c_addr, fp)
+
+            # element types are given explicitly so this also holds with opaque pointers
+            def at(base, off):
+                return builder.gep(base, [off], source_etype=fty)
+
+            def c_vec_ptr(i, p, v):
+                off = builder.add(builder.mul(ir.Constant(_I64, i), ldc_v),
+                                  ir.Constant(_I64, p * pw + v * w))  # fmt: skip
+                return builder.bitcast(at(c_p, off), vp)
+
+            slots = {}
+            for i in range(mr):
+                for p in range(npan):
+                    for v in range(2):
+                        s = cgutils.alloca_once(builder, vec)
+                        builder.store(builder.load(c_vec_ptr(i, p, v), align=4, typ=vec), s)
+                        slots[i, p, v] = s
+            panel = builder.mul(kk, ir.Constant(_I64, pw))  # elements per panel
+            undef = ir.Constant(vec, ir.Undefined)
+            zeros = ir.Constant(ir.VectorType(_I32, w), [0] * w)
+            with cgutils.for_range(builder, kk) as loop:
+                row = builder.mul(loop.index, ir.Constant(_I64, pw))
+                bv = {}
+                for p in range(npan):
+                    base = builder.add(builder.mul(panel, ir.Constant(_I64, p)), row)
+                    for v in range(2):
+                        ptr = at(b_p, builder.add(base, ir.Constant(_I64, v * w)))
+                        bv[p, v] = builder.load(builder.bitcast(ptr, vp), align=4, typ=vec)
+                for i in range(mr):
+                    aoff = builder.add(builder.mul(ir.Constant(_I64, i), lda_v), loop.index)
+                    scalar = builder.load(at(a_p, aoff), typ=fty)
+                    one = builder.insert_element(undef, scalar, ir.Constant(_I32, 0))
+                    bc = builder.shuffle_vector(one, undef, zeros)
+                    for p in range(npan):
+                        for v in range(2):
+                            s = slots[i, p, v]
+                            acc = builder.load(s, typ=vec)
+                            builder.store(builder.call(fma, [bc, bv[p, v], acc]), s)
+            for i in range(mr):
+                for p in range(npan):
+                    for v in range(2):
+                        value = builder.load(slots[i, p, v], typ=vec)
+                        builder.store(value, c_vec_ptr(i, p, v), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+_t11, _t14 = _make_tile(1, 1), _make_tile(1, 4)
+_t21, _t22 = _make_tile(2, 1), _make_tile(2, 2)
+_t31, _t32 = _make_tile(3, 1), _make_tile(3, 2)
+_t41, _t51, _t61 = _make_tile(4, 1), _make_tile(5, 1), _make_tile(6, 1)
+
+
+@njit(nogil=True, inline="always")
+def _tile(mr, npan, ref, a, b, c, k, lda, ldc):
+    if mr == 6:
+        _t61(ref, a, b, c, k, lda, ldc)
+    elif mr == 5:
+        _t51(ref, a, b, c, k, lda, ldc)
+    elif mr == 4:
+        _t41(ref, a, b, c, k, lda, ldc)
+    elif mr == 3:
+        if npan == 2:
+            _t32(ref, a, b, c, k, lda, ldc)
+        else:
+            _t31(ref, a, b, c, k, lda, ldc)
+    elif mr == 2:
+        if npan == 2:
+            _t22(ref, a, b, c, k, lda, ldc)
+        else:
+            _t21(ref, a, b, c, k, lda, ldc)
+    elif npan == 4:
+        _t14(ref, a, b, c, k, lda, ldc)
+    else:
+        _t11(ref, a, b, c, k, lda, ldc)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def pack(b, bp):
+    """bp (NP, K, PW) = the columns of b (K, N) in panels of PW, zero-padded past N."""
+    K, N = b.shape
+    NP, _, PW = bp.shape
+    zero = bp.dtype.type(0)
+    full = N // PW
+    for p in range(full):
+        n0 = p * PW
+        for k in range(K):
+            src = b[k]
+            dst = bp[p, k]
+            for j in range(PW):
+                dst[j] = src[n0 + j]
+    if full < NP:
+        n0 = full * PW
+        for k in range(K):
+            dst = bp[full, k]
+            for j in range(PW):
+                dst[j] = b[k, n0 + j] if n0 + j < N else zero
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def pack_transposed(w, bp):
+    """bp (NP, K, PW) = the columns of w.T for w (N, K): panel p holds rows p*PW.. of w."""
+    N, K = w.shape
+    NP, _, PW = bp.shape
+    zero = bp.dtype.type(0)
+    for p in range(NP):
+        panel = bp[p]
+        for j in range(PW):
+            n = p * PW + j
+            if n < N:
+                row = w[n]
+                for k in range(K):
+                    panel[k, j] = row[k]
+            else:
+                for k in range(K):
+                    panel[k, j] = zero
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def mm_packed(a, bp, c, beta):
+    """c (M, N) = a (M, K) @ b (K, N) + beta * c (beta 0 or 1), b given packed as bp.
+
+    Rows of a and c must be contiguous (any row stride). Panels outer, rows inner: each panel
+    (K x PW) stays in L1 while all row blocks of a stream past it.
+    """
+    M, K = a.shape
+    N = c.shape[1]
+    NP, _, PW = bp.shape
+    isz = c.itemsize
+    if beta == 0:
+        for i in range(M):
+            for j in range(N):
+                c[i, j] = 0
+    lda = a.strides[0] // isz
+    ldc = c.strides[0] // isz
+    a0 = a.ctypes.data
+    b0 = bp.ctypes.data
+    c0 = c.ctypes.data
+    full = N // PW
+    group = 4 if M == 1 else (2 if M <= 3 else 1)  # enough independent accumulators
+    scratch = np.zeros((6, PW), c.dtype)
+    s0 = scratch.ctypes.data
+    # row blocks as even as possible (25 rows = 5 x 5, not 4 x 6 + 1): a block of few rows
+    # has too few independent accumulators to keep the FMA units busy
+    nblk = (M + 5) // 6
+    p = 0
+    while p < full:
+        npan = group if p + group <= full else 1
+        m0 = 0
+        for blk in range(nblk):
+            mr = (M - m0) // (nblk - blk)
+            _tile(mr, npan if mr <= 3 else 1, c, a0 + m0 * lda * isz, b0 + p * K * PW * isz,
+                  c0 + (m0 * ldc + p * PW) * isz, K, lda, ldc)  # fmt: skip
+            m0 += mr
+        p += npan
+    if full < NP:  # the last, partial panel goes through a scratch tile
+        n0 = full * PW
+        w = N - n0
+        m0 = 0
+        for blk in range(nblk):
+            mr = (M - m0) // (nblk - blk)
+            for i in range(mr):
+                for j in range(w):
+                    scratch[i, j] = c[m0 + i, n0 + j]
+            _tile(mr, 1, c, a0 + m0 * lda * isz, b0 + full * K * PW * isz, s0, K, lda, PW)
+            for i in range(mr):
+                for j in range(w):
+                    c[m0 + i, n0 + j] = scratch[i, j]
+            m0 += mr

@@ -1,0 +1,296 @@
+"""Each cell against a naive NumPy per-step reference written here; chunked runs equal whole
+runs; initialisation and parameter validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from charrnn.config import ModelConfig, param_shapes
+from charrnn.model import CharRNN
+
+CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
+
+
+def _sig(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def reference(cfg: ModelConfig, p: dict, x, y, state, masks=None):
+    """Naive batch-major float64 forward: logits (B, T, V), final state, per-layer outputs,
+    mean loss. One step at a time, exactly the PyTorch equations."""
+    p = {k: np.asarray(v, np.float64) for k, v in p.items()}
+    B, T = x.shape
+    V, H = cfg.vocab_size, cfg.hidden
+    inp = p["encoder.weight"][x] if cfg.embed else np.eye(V)[x]
+    h_fin, c_fin, outs = [], [], []
+    for k in range(cfg.layers):
+        w_ih, w_hh = p[f"weight_ih_l{k}"], p[f"weight_hh_l{k}"]
+        b_ih, b_hh = p[f"bias_ih_l{k}"], p[f"bias_hh_l{k}"]
+        h = np.array(state[0][k], np.float64)
+        c = np.array(state[1][k], np.float64) if cfg.cell == "lstm" else None
+        out = np.zeros((B, T, H))
+        for t in range(T):
+            gi = inp[:, t] @ w_ih.T + b_ih
+            gh = h @ w_hh.T + b_hh
+            if cfg.cell == "rnn":
+                pre = gi + gh
+                h = np.maximum(pre, 0) if cfg.nonlinearity == "relu" else np.tanh(pre)
+            elif cfg.cell == "lstm":
+                pre = gi + gh
+                i, f = _sig(pre[:, :H]), _sig(pre[:, H : 2 * H])
+                g, o = np.tanh(pre[:, 2 * H : 3 * H]), _sig(pre[:, 3 * H :])
+                c = f * c + i * g
+                h = o * np.tanh(c)
+            else:
+                r = _sig(gi[:, :H] + gh[:, :H])
+                z = _sig(gi[:, H : 2 * H] + gh[:, H : 2 * H])
+                n = np.tanh(gi[:, 2 * H :] + r * gh[:, 2 * H :])
+                h = (1 - z) * n + z * h
+            out[:, t] = h
+        outs.append(out)
+        h_fin.append(h)
+        c_fin.append(c)
+        inp = out * masks[k] if (masks is not None and k < cfg.layers - 1) else out
+    logits = outs[-1] @ p["decoder.weight"].T + p["decoder.bias"]
+    m = logits.max(-1, keepdims=True)
+    lse = (m + np.log(np.exp(logits - m).sum(-1, keepdims=True)))[..., 0]
+    nll = lse - np.take_along_axis(logits, y[..., None], -1)[..., 0]
+    final = (np.stack(h_fin),) + ((np.stack(c_fin),) if cfg.cell == "lstm" else ())
+    return logits, final, outs, nll
+
+
+def make(cell, nl, layers=2, embed=0, V=6, H=5, dtype=np.float64, seed=0, dropout=0.0):
+    cfg = ModelConfig(
+        cell=cell, vocab_size=V, hidden=H, layers=layers, embed=embed, nonlinearity=nl,
+        dropout=dropout,
+    )  # fmt: skip
+    return CharRNN.create(cfg, np.random.default_rng(seed), dtype=dtype)
+
+
+def rand_state(model, B, rng):
+    return tuple(rng.uniform(-0.8, 0.8, s.shape).astype(model.dtype) for s in model.zero_state(B))
+
+
+@pytest.mark.parametrize("cell,nl", CELLS)
+@pytest.mark.parametrize("layers,embed", [(1, 0), (2, 0), (3, 4)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_forward_matches_reference(cell, nl, layers, embed, dtype):
+    model = make(cell, nl, layers, embed, dtype=dtype)
+    rng = np.random.default_rng(1)
+    B, T = 3, 7
+    x = rng.integers(0, 6, (B, T))
+    y = rng.integers(0, 6, (B, T))
+    state = rand_state(model, B, rng)
+    kept = tuple(s.copy() for s in state)
+    logits, final, outs, nll = reference(model.config, model.params, x, y, state)
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    fr = model.forward(x, state, return_hidden=True)
+    assert fr.logits.shape == (B, T, 6) and fr.logits.dtype == dtype
+    np.testing.assert_allclose(fr.logits, logits, rtol=0, atol=tol * 10)
+    for a, b in zip(fr.state, final, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=tol)
+    for a, b in zip(fr.hidden, outs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=tol)
+    got_nll, st = model.nll(x, y, state)
+    np.testing.assert_allclose(got_nll, nll, rtol=0, atol=tol * 10)
+    res = model.loss_and_grad(x, y, state)
+    assert res.loss == pytest.approx(nll.mean(), abs=tol * 10)
+    for a, b in zip(res.state, final, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=tol)
+    # the state passed in is not modified, and the returned state is fresh
+    assert all(np.array_equal(a, b) for a, b in zip(state, kept, strict=True))
+    assert not any(np.shares_memory(a, b) for a, b in zip(res.state, fr.state, strict=True))
+
+
+@pytest.mark.parametrize("cell,nl", CELLS)
+def test_dropout_masks_match_reference(cell, nl):
+    model = make(cell, nl, layers=3, dropout=0.5)
+    rng = np.random.default_rng(2)
+    B, T, H = 2, 4, 5
+    x, y = rng.integers(0, 6, (B, T)), rng.integers(0, 6, (B, T))
+    masks = [(rng.random((B, T, H)) < 0.5) * 2.0 for _ in range(2)]
+    state = rand_state(model, B, rng)
+    _, final, _, nll = reference(model.config, model.params, x, y, state, masks)
+    res = model.loss_and_grad(x, y, state, masks=masks)
+    assert res.loss == pytest.approx(nll.mean(), abs=1e-12)
+    # masks drawn from an rng: deterministic for a given seed, and different from no dropout
+    a = model.loss_and_grad(x, y, state, rng=np.random.default_rng(5))
+    b = model.loss_and_grad(x, y, state, rng=np.random.default_rng(5))
+    assert a.loss == b.loss and np.array_equal(a.grad_flat, b.grad_flat)
+    plain = reference(model.config, model.params, x, y, state)[3].mean()
+    assert a.loss != pytest.approx(plain, abs=1e-9)
+    with pytest.raises(ValueError, match="rng"):
+        model.loss_and_grad(x, y, state)
+
+
+@pytest.mark.parametrize("cell,nl", CELLS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_chunks_equal_whole(cell, nl, dtype):
+    """A sequence run in chunks with the state carried equals the same sequence run whole."""
+    model = make(cell, nl, layers=2, dtype=dtype)
+    rng = np.random.default_rng(3)
+    B, T = 4, 12
+    x, y = rng.integers(0, 6, (B, T)), rng.integers(0, 6, (B, T))
+    state = rand_state(model, B, rng)
+    whole = model.forward(x, state)
+    whole_loss = model.loss_and_grad(x, y, state)
+    st, logits, losses = state, [], []
+    for a, b in ((0, 5), (5, 6), (6, 12)):
+        r = model.forward(x[:, a:b], st)
+        lg = model.loss_and_grad(x[:, a:b], y[:, a:b], st)
+        for s1, s2 in zip(r.state, lg.state, strict=True):
+            np.testing.assert_array_equal(s1, s2)
+        logits.append(r.logits)
+        losses.append(lg.loss * (b - a))
+        st = r.state
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(np.concatenate(logits, 1), whole.logits, rtol=0, atol=tol)
+    for s1, s2 in zip(st, whole.state, strict=True):
+        np.testing.assert_allclose(s1, s2, rtol=0, atol=tol)
+    assert sum(losses) / T == pytest.approx(whole_loss.loss, abs=tol)
+
+
+@pytest.mark.parametrize("cell,nl", CELLS)
+def test_truncated_gradients_accumulate(cell, nl):
+    """Truncated BPTT over two chunks: the gradients of the second chunk, plus the first
+    chunk's gradient with dL2/d(carried state) fed back, equal the whole-sequence gradient."""
+    model = make(cell, nl, layers=2)
+    rng = np.random.default_rng(4)
+    B, T, cut = 3, 8, 3
+    x, y = rng.integers(0, 6, (B, T)), rng.integers(0, 6, (B, T))
+    state = rand_state(model, B, rng)
+    whole = model.loss_and_grad(x, y, state)
+    first = model.loss_and_grad(x[:, :cut], y[:, :cut], state)
+    second = model.loss_and_grad(x[:, cut:], y[:, cut:], first.state)
+    # d(whole)/dθ = cut/T * dL1/dθ + (T-cut)/T * [dL2/dθ + dL2/ds · ds/dθ]; the last term is
+    # what truncation drops: it is rebuilt from dstate by a finite difference of s(θ).
+    eps = 1e-6
+    kept = (cut * first.grad_flat + (T - cut) * second.grad_flat) / T
+    # directional derivative of L2(s(θ)) along dθ = e, estimated by finite differences
+    e = rng.standard_normal(model.flat.size)
+    e /= np.linalg.norm(e)
+    base = model.flat.copy()
+
+    def l2_of(theta):
+        model.flat[:] = theta
+        s = model.loss_and_grad(x[:, :cut], y[:, :cut], state).state
+        model.flat[:] = base
+        return float(sum((a * b).sum() for a, b in zip(second.dstate, s, strict=True)))
+
+    through_state = (l2_of(base + eps * e) - l2_of(base - eps * e)) / (2 * eps)
+    lhs = whole.grad_flat @ e
+    rhs = kept @ e + (T - cut) / T * through_state
+    assert lhs == pytest.approx(rhs, rel=1e-7, abs=1e-10)
+    assert whole.loss == pytest.approx((cut * first.loss + (T - cut) * second.loss) / T)
+
+
+def test_initialisation_like_pytorch():
+    cfg = ModelConfig(cell="lstm", vocab_size=50, hidden=64, layers=2, embed=16, forget_bias=1.0)
+    model = CharRNN.create(cfg, np.random.default_rng(0))
+    bound = 1 / np.sqrt(64)
+    assert list(model.params) == list(param_shapes(cfg))
+    for name, value in model.params.items():
+        assert value.dtype == np.float32 and value.shape == param_shapes(cfg)[name]
+        if name == "encoder.weight":
+            assert abs(value.std() - 1) < 0.1 and abs(value.mean()) < 0.1
+        elif name.startswith("bias"):
+            rest = np.concatenate([value[:64], value[128:]])
+            assert np.abs(rest).max() <= bound and np.abs(rest).max() > 0.8 * bound
+        else:
+            assert np.abs(value).max() <= bound and np.abs(value).max() > 0.9 * bound
+            assert abs(value.mean()) < 0.05 * bound * 10
+    for k in range(2):
+        assert np.all(model.params[f"bias_ih_l{k}"][64:128] == 1.0)
+        assert np.all(model.params[f"bias_hh_l{k}"][64:128] == 0.0)
+    # views share the flat buffer
+    model.flat[:] = 0
+    assert not model.params["decoder.weight"].any()
+    # same seed, same model
+    a = CharRNN.create(cfg, np.random.default_rng(7))
+    b = CharRNN.create(cfg, np.random.default_rng(7))
+    assert np.array_equal(a.flat, b.flat)
+
+
+def test_from_params_validates():
+    model = make("gru", "tanh", layers=2)
+    cfg = model.config
+    copy = CharRNN.from_params(cfg, dict(model.params), dtype=np.float64)
+    assert np.array_equal(copy.flat, model.flat) and copy.flat is not model.flat
+    p = dict(model.params)
+    del p["bias_hh_l1"]
+    with pytest.raises(ValueError, match="bias_hh_l1"):
+        CharRNN.from_params(cfg, p)
+    p = dict(model.params, extra=np.zeros(3))
+    with pytest.raises(ValueError, match="extra"):
+        CharRNN.from_params(cfg, p)
+    p = dict(model.params)
+    p["weight_hh_l0"] = np.zeros((3, 5))
+    with pytest.raises(ValueError, match="weight_hh_l0"):
+        CharRNN.from_params(cfg, p)
+    p = dict(model.params)
+    p["decoder.bias"] = np.full(6, np.nan)
+    with pytest.raises(ValueError, match="decoder.bias"):
+        CharRNN.from_params(cfg, p)
+
+
+def test_input_validation():
+    model = make("lstm", "tanh", layers=1)
+    with pytest.raises(ValueError, match="ids outside"):
+        model.forward(np.array([[0, 6]]), None)
+    with pytest.raises(ValueError, match="state"):
+        model.forward(np.array([[0, 1]]), model.zero_state(2))
+    with pytest.raises(ValueError, match="differ"):
+        model.loss_and_grad(np.zeros((1, 2), int), np.zeros((1, 3), int), None)
+
+
+@pytest.mark.parametrize("cell,nl", CELLS)
+def test_inference_in_time_chunks(cell, nl, monkeypatch):
+    """forward and nll split long inputs into time chunks internally: same results."""
+    import charrnn.model as model_module
+
+    model = make(cell, nl, layers=2)
+    rng = np.random.default_rng(6)
+    B, T = 3, 20
+    x, y = rng.integers(0, 6, (B, T)), rng.integers(0, 6, (B, T))
+    state = rand_state(model, B, rng)
+    whole = model.forward(x, state, return_hidden=True)
+    whole_nll, _ = model.nll(x, y, state)
+    monkeypatch.setattr(model_module, "INFER_ROWS", 7)  # chunks of 2 steps for B = 3
+    part = model.forward(x, state, return_hidden=True)
+    part_nll, st = model.nll(x, y, state)
+    np.testing.assert_allclose(part.logits, whole.logits, rtol=0, atol=1e-12)
+    for a, b in zip(part.hidden, whole.hidden, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    for a, b in zip(st, whole.state, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(part_nll, whole_nll, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_threads_deterministic_and_consistent(cell):
+    """threads=1 and threads=2 (streams split into shards) are each bit-reproducible, and agree
+    with each other to float32 rounding."""
+    model = make(cell, "tanh", layers=2, V=30, H=24, dtype=np.float32)
+    rng = np.random.default_rng(7)
+    B, T = 32, 9
+    x, y = rng.integers(0, 30, (B, T)), rng.integers(0, 30, (B, T))
+    state = rand_state(model, B, rng)
+    results = {}
+    for threads in (1, 2):
+        model.set_threads(threads)
+        a = model.loss_and_grad(x, y, state)
+        b = model.loss_and_grad(x, y, state)
+        assert a.loss == b.loss
+        assert np.array_equal(a.grad_flat, b.grad_flat)
+        assert all(np.array_equal(p, q) for p, q in zip(a.dstate, b.dstate, strict=True))
+        fa, fb = model.forward(x, state), model.forward(x, state)
+        assert np.array_equal(fa.logits, fb.logits)
+        results[threads] = a
+    one, two = results[1], results[2]
+    assert two.loss == pytest.approx(one.loss, rel=1e-6)
+    scale = np.abs(one.grad_flat).max()
+    assert np.abs(two.grad_flat - one.grad_flat).max() <= 1e-5 * scale
+    for p, q in zip(one.state, two.state, strict=True):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-6)
+    model.set_threads(1)
