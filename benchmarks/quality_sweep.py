@@ -25,12 +25,22 @@ CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
 
 CANDIDATES: dict[str, list[str]] = {
     "default": [],
-    "h128": ["--hidden", "128", "--seq", "50", "--lr", "3e-3"],
+    "h256d1cos": ["--hidden", "256", "--dropout", "0.1", "--lr", "3e-3", "--schedule", "cosine"],
+    "h384d2cos": ["--hidden", "384", "--dropout", "0.2", "--lr", "3e-3", "--schedule", "cosine"],
+    "h256t50d1cos": [
+        "--hidden",
+        "256",
+        "--seq",
+        "50",
+        "--dropout",
+        "0.1",
+        "--lr",
+        "3e-3",
+        "--schedule",
+        "cosine",
+    ],
+    "h128t50": ["--hidden", "128", "--seq", "50", "--lr", "3e-3"],
     "h256": ["--hidden", "256"],
-    "h256t50": ["--hidden", "256", "--seq", "50", "--lr", "3e-3"],
-    "h256cos": ["--hidden", "256", "--schedule", "cosine", "--lr", "3e-3"],
-    "h384d2": ["--hidden", "384", "--dropout", "0.2", "--lr", "3e-3", "--schedule", "cosine"],
-    "h512d2": ["--hidden", "512", "--dropout", "0.2", "--schedule", "cosine"],
 }
 MARKS = (2, 5, 10)
 
