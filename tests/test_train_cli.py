@@ -73,7 +73,10 @@ def test_tiny_run_writes_checkpoints_and_summary(corpus, tmp_path):
 
 
 def test_resume_is_exact(corpus, tmp_path):
-    """N steps, then --resume for N more, equals 2N steps straight (single thread, dropout on)."""
+    """N steps, then --resume for N more, equals 2N steps straight (single thread, dropout on).
+
+    The schedule must not depend on the budget here (a cosine spans --steps, so a 12-step run
+    decays differently from a 24-step one); the next test covers an interrupted cosine run."""
     common = [
         str(corpus),
         "--hidden",
@@ -91,6 +94,8 @@ def test_resume_is_exact(corpus, tmp_path):
         "--eval-every",
         "5",
         "--quiet",
+        "--schedule",
+        "constant",
     ]
     assert train(*common, "--steps", "24", "--out", str(tmp_path / "a")).exit_code == 0
     assert train(*common, "--steps", "12", "--out", str(tmp_path / "b")).exit_code == 0
@@ -109,6 +114,42 @@ def test_resume_is_exact(corpus, tmp_path):
         assert np.array_equal(a.state[name], b.state[name]), name
     assert a.meta["rng_state"] == b.meta["rng_state"]
     assert a.meta["data_position"] == b.meta["data_position"]
+
+
+def test_interrupted_run_resumes_exactly(corpus, tmp_path):
+    """A run stopped at step 11 (as Ctrl-C stops it) and resumed with the same budget ends
+    bit for bit where the uninterrupted run ends, with the default cosine schedule."""
+    from charrnn.checkpoint import load
+    from charrnn.runs import Request, build_configs, prepare
+    from charrnn.train import StopRule, Trainer
+
+    model, cfg, explicit = build_configs(
+        None, {"hidden": 10, "layers": 2, "batch": 3, "seq": 7, "threads": 1}
+    )
+    assert cfg.schedule == "cosine" and model["dropout"] > 0
+
+    def run(out, stop_at=None, resume=None):
+        req = Request([str(corpus)], model, cfg, explicit, out=out, resume=resume)
+        r, _ = prepare(req)
+        trainer = Trainer(r, StopRule(steps=24), lambda e: None, eval_every=5)
+
+        def emit(event):
+            if event.kind == "step" and event.step == stop_at:
+                trainer.request_stop()
+
+        trainer.emit = emit
+        return trainer.train()
+
+    assert run(tmp_path / "a") == "reached 24 steps"
+    assert run(tmp_path / "b", stop_at=11) == "interrupted"
+    assert load(tmp_path / "b" / "corpus-latest.npz").meta["step"] == 11
+    run(None, resume=tmp_path / "b" / "corpus-latest.npz")
+    a = load(tmp_path / "a" / "corpus-latest.npz")
+    b = load(tmp_path / "b" / "corpus-latest.npz")
+    assert b.meta["step"] == 24
+    for group in ("params", "optim", "state"):
+        for name, value in getattr(a, group).items():
+            assert np.array_equal(value, getattr(b, group)[name]), (group, name)
 
 
 def test_bundled_corpus_by_default(tmp_path):
