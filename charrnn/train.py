@@ -253,6 +253,7 @@ class Trainer:
         self.sample = sample
         self._stop_requested = False
         self.stop_reason = ""
+        self.chars_per_second = 0.0  # this invocation's training speed, once it has run
         self._time_steps: int | None = None  # steps the time budget allows, estimated as we go
 
     def request_stop(self) -> None:
@@ -368,7 +369,8 @@ class Trainer:
         chars_per_step = batch * run.batches.seq
         started = time.perf_counter()
         first_step = run.step
-        train_time = 0.0  # seconds spent in steps (not evaluation) this invocation
+        train_time = 0.0  # seconds spent in steps (not evaluation) this invocation ...
+        timed_steps = 0  # ... and its steps, leaving out the first (it may compile kernels)
         losses: list[float] = []
         ema: float | None = None
         bad_in_row = 0
@@ -426,9 +428,11 @@ class Trainer:
             losses.append(res.loss)
             ema = res.loss if ema is None else 0.95 * ema + 0.05 * res.loss
             dt = time.perf_counter() - t0
-            train_time += dt
+            if run.step - first_step > 1:
+                train_time += dt
+                timed_steps += 1
             run.elapsed += dt
-            cps = chars_per_step * (run.step - first_step) / max(train_time, 1e-9)
+            cps = chars_per_step * timed_steps / train_time if timed_steps else 0.0
             self.emit(
                 Event(
                     "step",
@@ -449,11 +453,12 @@ class Trainer:
                 self.evaluate(float(np.mean(losses[-self.eval_every :])), cps)
                 last_eval_step = run.step
                 self._estimate_time_steps(started, first_step)
-        cps = chars_per_step * (run.step - first_step) / max(train_time, 1e-9)
+        cps = chars_per_step * timed_steps / train_time if timed_steps else 0.0
         if run.step != last_eval_step:
             recent = losses[-self.eval_every :]
             self.evaluate(float(np.mean(recent)) if recent else float("nan"), cps)
         self.stop_reason = reason
+        self.chars_per_second = cps
         self.emit(
             Event(
                 "stop",

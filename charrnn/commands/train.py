@@ -310,7 +310,7 @@ def _summary(run, trainer, reason: str) -> None:
 
     best = run.best_val_loss
     stop = [e for e in (reason,) if e]
-    cps = run.history and run.chars_seen / max(run.elapsed, 1e-9)
+    cps = trainer.chars_per_second
     lines = [
         f"stopped: {stop[0] if stop else 'done'}",
         f"steps: {run.step:,} (epoch {run.epoch:.2f}), training time "
