@@ -23,40 +23,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from charrnn.kernels.activations import _tanh32 as _tanh  # the same rational tanh as training
+
 _KW = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
 
 # Rational approximation of tanh for float32 (as in Eigen): max error a few ulp, vectorises
 # without SVML. Coefficients as float32 so the arithmetic stays float32.
-_CLAMP = np.float32(7.90531110763549805)
-_A13 = np.float32(-2.76076847742355e-16)
-_A11 = np.float32(2.00018790482477e-13)
-_A9 = np.float32(-8.60467152213735e-11)
-_A7 = np.float32(5.12229709037114e-08)
-_A5 = np.float32(1.48572235717979e-05)
-_A3 = np.float32(6.37261928875436e-04)
-_A1 = np.float32(4.89352455891786e-03)
-_B6 = np.float32(1.19825839466702e-06)
-_B4 = np.float32(1.18534705686654e-04)
-_B2 = np.float32(2.26843463243900e-03)
-_B0 = np.float32(4.89352518554385e-03)
 _HALF = np.float32(0.5)
 _ZERO = np.float32(0.0)
-
-
-@njit(inline="always", **_KW)
-def _tanh(x):
-    x = min(max(x, -_CLAMP), _CLAMP)
-    x2 = x * x
-    p = x2 * _A13 + _A11
-    p = x2 * p + _A9
-    p = x2 * p + _A7
-    p = x2 * p + _A5
-    p = x2 * p + _A3
-    p = x2 * p + _A1
-    q = x2 * _B6 + _B4
-    q = x2 * q + _B2
-    q = x2 * q + _B0
-    return x * p / q
 
 
 @njit(inline="always", **_KW)
