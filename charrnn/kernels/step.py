@@ -27,8 +27,7 @@ from charrnn.kernels.activations import _tanh32 as _tanh  # the same rational ta
 
 _KW = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
 
-# Rational approximation of tanh for float32 (as in Eigen): max error a few ulp, vectorises
-# without SVML. Coefficients as float32 so the arithmetic stays float32.
+# float32 constants, so the arithmetic stays float32
 _HALF = np.float32(0.5)
 _ZERO = np.float32(0.0)
 
