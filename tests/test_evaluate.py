@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_asserts import ok, one_line_error
 from typer.testing import CliRunner
 
 from charrnn.checkpoint import Checkpoint, save
@@ -119,20 +120,6 @@ def _isolated(tmp_path, monkeypatch):
 
 def run(*args: str, input=None):
     return CliRunner().invoke(app, ["eval", *args], input=input, catch_exceptions=False)
-
-
-def ok(result) -> str:
-    assert result.exit_code == 0, (result.exit_code, result.stderr)
-    assert result.stderr == ""
-    return result.stdout
-
-
-def one_line_error(result, code: int) -> str:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    err = result.stderr.strip()
-    assert err.startswith("charrnn: error:") and "\n" not in err, err
-    assert "Traceback" not in result.stderr and result.stdout == ""
-    return err
 
 
 def json_lines(out: str) -> list[dict]:

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from cli_asserts import one_line_error
 from typer.testing import CliRunner
 
 from charrnn.checkpoint import load
@@ -36,19 +37,12 @@ def ok(r):
     return load(m.group(1))
 
 
-def error(r, code=1) -> str:
-    assert r.exit_code == code, (r.exit_code, r.stderr)
-    err = r.stderr.strip()
-    assert err.startswith("charrnn: error:") and "\n" not in err and "Traceback" not in err
-    return err
-
-
 def test_only_newlines_is_an_error(tmp_path):
-    assert "single distinct character" in error(train(tmp_path, b"\n" * 500))
+    assert "single distinct character" in one_line_error(train(tmp_path, b"\n" * 500), 1)
 
 
 def test_single_distinct_character_is_an_error(tmp_path):
-    assert "nothing to learn" in error(train(tmp_path, b"a" * 500))
+    assert "nothing to learn" in one_line_error(train(tmp_path, b"a" * 500), 1)
 
 
 def test_shorter_than_one_batch_shrinks_with_a_warning(tmp_path):
@@ -74,7 +68,7 @@ def test_shorter_than_one_batch_shrinks_with_a_warning(tmp_path):
 
 
 def test_invalid_utf8_strict_names_file_and_offset(tmp_path):
-    err = error(train(tmp_path, b"good text here\n" * 5 + b"\xff\xfe bad"))
+    err = one_line_error(train(tmp_path, b"good text here\n" * 5 + b"\xff\xfe bad"), 1)
     assert "c.txt" in err and "byte 75" in err and "--errors replace" in err
 
 
@@ -113,7 +107,7 @@ def test_cjk_corpus_with_ten_thousand_symbols_trains_and_samples_utf8(tmp_path):
 
 
 def test_empty_stdin_is_an_error(tmp_path):
-    assert "empty" in error(train(tmp_path, None, "-", stdin=b""))
+    assert "empty" in one_line_error(train(tmp_path, None, "-", stdin=b""), 1)
 
 
 def test_changed_corpus_is_reencoded(tmp_path):

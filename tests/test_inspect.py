@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from test_evaluate import TEXT, ids_of, make_checkpoint, one_line_error, reference
+from cli_asserts import ok, one_line_error
+from test_evaluate import TEXT, ids_of, make_checkpoint, reference
 from typer.testing import CliRunner
 
 from charrnn.checkpoint import Checkpoint, save
@@ -59,12 +60,6 @@ def _isolated(tmp_path, monkeypatch):
 
 def run(*args: str, input=None):
     return CliRunner().invoke(app, ["inspect", *args], input=input, catch_exceptions=False)
-
-
-def ok(result) -> str:
-    assert result.exit_code == 0, (result.exit_code, result.stderr)
-    assert result.stderr == ""
-    return result.stdout
 
 
 # --------------------------------------------------------------------------------- summary

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_asserts import ok, one_line_error
 from typer.testing import CliRunner
 
 from charrnn import sample as S
@@ -39,20 +40,6 @@ def ckpt(tmp_path) -> Path:
 
 def run(*args: str, input=None):
     return CliRunner().invoke(app, ["sample", *args], input=input, catch_exceptions=False)
-
-
-def ok(result) -> str:
-    assert result.exit_code == 0, (result.exit_code, result.stderr)
-    assert result.stderr == ""
-    return result.stdout
-
-
-def one_line_error(result, code: int) -> str:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    err = result.stderr.strip()
-    assert err.startswith("charrnn: error:") and "\n" not in err, err
-    assert "Traceback" not in result.stderr and result.stdout == ""
-    return err
 
 
 def test_json_parses_back_and_repeats_with_the_rng_seed(ckpt):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_asserts import one_line_error
 from typer.testing import CliRunner
 
 from charrnn.cli import app
@@ -30,14 +31,6 @@ def _cache(tmp_path, monkeypatch):
 
 def train(*args: str):
     return CliRunner().invoke(app, ["train", *args], catch_exceptions=False)
-
-
-def one_line_error(result, code: int) -> str:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    err = result.stderr.strip()
-    assert err.startswith("charrnn: error:") and "\n" not in err, err
-    assert "Traceback" not in result.stderr
-    return err
 
 
 def test_tiny_run_writes_checkpoints_and_summary(corpus, tmp_path):
