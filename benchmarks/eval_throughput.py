@@ -32,7 +32,8 @@ os.environ.setdefault(
 import numpy as np  # noqa: E402
 
 from charrnn.config import ModelConfig, TrainConfig  # noqa: E402
-from charrnn.evaluate import cpu_count, score_ids  # noqa: E402
+from charrnn.cpus import cpu_count  # noqa: E402
+from charrnn.evaluate import score_ids  # noqa: E402
 from charrnn.model import CharRNN  # noqa: E402
 from charrnn.optim import clip_gradients, make_optimizer  # noqa: E402
 

@@ -4,7 +4,8 @@
 
 Model: a 2x256 LSTM over 65 symbols (tinyshakespeare's vocabulary when the corpus is present),
 random weights, saved as a real checkpoint with charrnn.checkpoint.save. Prints:
-  * chars/s at batch 1 and at batch 16 (total): the engines alone (NumPy step, Numba kernel),
+  * chars/s at batch 1 and at batch 16 (total): the engines alone (NumPy step, Numba kernel on
+    one thread and as the command runs it: split over two threads on two cores or more),
     the whole command (`charrnn sample -n N`, process start to last byte), and PyTorch stepping
     nn.LSTM one character at a time with torch.multinomial (when torch is installed);
   * time to first character: process start to the first byte on stdout (median of --runs,
@@ -55,16 +56,20 @@ def make_checkpoint(directory: Path) -> Path:
     return path
 
 
-def engine_rate(path: Path, engine: str, batch: int, steps: int) -> float:
-    """Steady-state chars/s (total over the batch) of one engine, in this process."""
+def engine_rate(path: Path, engine: str, batch: int, steps: int, threads: int = 0) -> float:
+    """Steady-state chars/s (total over the batch) of one engine, in this process; threads:
+    the Numba engine's (0: as the command, two on two cores or more)."""
     from charrnn import sample as S
     from charrnn.checkpoint import load
     from charrnn.step import prepare
 
     c = load(path)
     w = prepare(c.config, c.params)
-    cls = S.NumbaEngine if engine == "numba" else S.NumpyEngine
-    eng = cls(w, w.zero_state(batch), np.zeros(batch, np.int32))
+    state, pending = w.zero_state(batch), np.zeros(batch, np.int32)
+    if engine == "numba":
+        eng = S.NumbaEngine(w, state, pending, threads=threads)
+    else:
+        eng = S.NumpyEngine(w, state, pending)
     u = np.random.default_rng(0).random((steps, batch))
     eng.run(u[:10], S.SampleOptions())  # warm
     t = time.perf_counter()
@@ -183,9 +188,11 @@ def main() -> None:
     n1, n16 = args.chars, max(args.chars // 16, 4000)
     rows = []
     rows.append(("engine numpy, batch 1", engine_rate(ckpt, "numpy", 1, 2000)))
-    rows.append(("engine numba, batch 1", engine_rate(ckpt, "numba", 1, 20000)))
+    rows.append(("engine numba, batch 1, one thread", engine_rate(ckpt, "numba", 1, 20000, 1)))
+    rows.append(("engine numba, batch 1", engine_rate(ckpt, "numba", 1, 40000)))
     rows.append(("engine numpy, batch 16", engine_rate(ckpt, "numpy", 16, 300)))
-    rows.append(("engine numba, batch 16", engine_rate(ckpt, "numba", 16, 3000)))
+    rows.append(("engine numba, batch 16, one thread", engine_rate(ckpt, "numba", 16, 3000, 1)))
+    rows.append(("engine numba, batch 16", engine_rate(ckpt, "numba", 16, 6000)))
     rows.append((f"command -n {n1}, batch 1 (start to end)", command_rate(ckpt, n1, 1)))
     rows.append((f"command -n {n16} --num-samples 16", command_rate(ckpt, n16, 16)))
     if have_torch:

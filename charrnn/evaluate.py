@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from charrnn.config import gates
+from charrnn.cpus import cpu_count
 from charrnn.errors import CharrnnError, CheckpointError, CorpusError, UsageError
 from charrnn.vocab import Vocab, escape
 
@@ -85,13 +85,6 @@ class Score:
 
 
 # --------------------------------------------------------------------------------- scoring
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def score_ids(

@@ -32,13 +32,13 @@ preallocated buffers); it sets the BLAS thread pools of the process to what a ca
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from charrnn.config import ModelConfig, gates, param_shapes, state_names
+from charrnn.cpus import cpu_count
 from charrnn.kernels import gru as gru_k
 from charrnn.kernels import layers as lk
 from charrnn.kernels import loss as loss_k
@@ -98,15 +98,8 @@ _POOL: ThreadPoolExecutor | None = None
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=max(1, _cpu_count() - 1), thread_name_prefix="shard")
+        _POOL = ThreadPoolExecutor(max_workers=max(1, cpu_count() - 1), thread_name_prefix="shard")
     return _POOL
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 # ----------------------------------------------------------------------------- workspace
@@ -257,7 +250,7 @@ class CharRNN:
         n = int(n)
         if n < 0:
             raise ValueError(f"threads must be 0 (all) or positive, got {n}")
-        self._threads = _cpu_count() if n == 0 else n
+        self._threads = cpu_count() if n == 0 else n
 
     # -- state
 

@@ -6,7 +6,6 @@ Pure option handling (presets, durations) sits at the top; `prepare` builds a `t
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -206,7 +205,7 @@ def prepare(req: Request):
     model = CharRNN.create(model_cfg, rng)
     if base is not None:
         model.flat[:] = CharRNN.from_params(base.config, base.params).flat
-    model.set_threads(train_cfg.threads or os.cpu_count() or 1)
+    model.set_threads(train_cfg.threads)  # 0: all cores
     optimizer = make_optimizer(train_cfg, model.flat.size, model.flat.dtype)
 
     if req.out is not None:

@@ -20,12 +20,14 @@ generated text (the seed is not searched); the stop string is included.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from charrnn.cpus import cpu_count
 from charrnn.errors import CharrnnError, UsageError
 from charrnn.step import StepWeights, feed, step
 from charrnn.vocab import Vocab
@@ -185,16 +187,26 @@ class NumpyEngine:
 
 
 class NumbaEngine(NumpyEngine):
-    """The fused kernels of charrnn/kernels/step.py, same interface and state layout."""
+    """The fused kernel of charrnn/kernels/step.py, same interface and state layout. With
+    threads=2 (the default on two cores or more) each call is split over this thread and a
+    partner thread; the text is the same as with one."""
 
     name = "numba"
 
-    def __init__(self, w: StepWeights, state, pending: np.ndarray) -> None:
+    def __init__(self, w: StepWeights, state, pending: np.ndarray, threads: int = 0) -> None:
         from charrnn.kernels import step as kernels
+        from charrnn.kernels.sync import LINE
+        from charrnn.step import PARTS, split
 
         super().__init__(w, tuple(np.ascontiguousarray(s, np.float32) for s in state), pending)
-        self.kernel = getattr(kernels, f"run_{w.cell}")
+        self.kernel = kernels.run
+        self.cell = kernels.CELLS["rnn-relu" if w.relu else w.cell]
+        self.parts = split(w, PARTS)
+        self.threads = max(1, min(PARTS, threads or cpu_count()))
+        self.flags = np.zeros(2 * LINE, np.int64)  # the barrier of this engine's two threads
         self.pending = self._ids(pending)
+        self._call(np.zeros((0, self.pending.size)), np.empty((0, self.pending.size), np.int32),
+                   False, SampleOptions())  # load or compile now, on one thread  # fmt: skip
 
     def _ids(self, ids: np.ndarray) -> np.ndarray:
         """ids as C-contiguous int32, checked: the kernel indexes without bounds checks."""
@@ -204,16 +216,26 @@ class NumbaEngine(NumpyEngine):
         return ids
 
     def _call(self, u: np.ndarray, out: np.ndarray, feeding: bool, o: SampleOptions) -> None:
-        w = self.w
+        w, parts = self.w, self.parts
         nv = w.vocab_size
-        extra = (w.relu,) if w.cell == "rnn" else ()
-        self.kernel(
-            w.table, w.w_ih_t, w.w_hh_t, w.bias, w.b_hn, w.dec_t, w.dec_b, *self.state,
+        h = self.state[0]
+        args = (
+            self.cell, parts.table, parts.w_ih, parts.w_hh, parts.bias, parts.b_hn,
+            w.dec_t, w.dec_b, h, self.state[-1], np.empty((2, *h.shape), np.float32),
             self.pending, u, float(o.temperature),
             nv if o.top_k is None else int(min(o.top_k, nv)),
             1.0 if o.top_p is None else float(o.top_p),
-            out, feeding, *extra,
+            out, feeding,
         )  # fmt: skip
+        n_parts = parts.table.shape[0]
+        if self.threads == 1 or out.shape[0] == 0:
+            self.kernel(*args, 0, n_parts, self.flags, -1)
+            return
+        done = _partner().submit(self.kernel, (*args, 1, n_parts, self.flags, 1))
+        self.kernel(*args, 0, 1, self.flags, 0)
+        error = done.get()  # the partner ends right after this thread's last barrier
+        if error is not None:
+            raise error
 
     def feed(self, ids: np.ndarray) -> None:
         out = self._ids(ids.T)  # (T, B)
@@ -223,6 +245,44 @@ class NumbaEngine(NumpyEngine):
         out = np.empty(u.shape, np.int32)
         self._call(np.ascontiguousarray(u), out, False, o)
         return out
+
+
+class _Partner(threading.Thread):
+    """A daemon thread that runs the second half of split kernel calls, one at a time.
+
+    Daemon, so that it can never keep the process alive; each job gets its own reply queue, so
+    a call interrupted while waiting leaves nothing behind for the next one."""
+
+    def __init__(self) -> None:
+        super().__init__(name="charrnn-sample-partner", daemon=True)
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.start()
+
+    def submit(self, fn, args) -> queue.SimpleQueue:
+        reply: queue.SimpleQueue = queue.SimpleQueue()
+        self.jobs.put((fn, args, reply))
+        return reply
+
+    def run(self) -> None:
+        while True:
+            fn, args, reply = self.jobs.get()
+            try:
+                fn(*args)
+                reply.put(None)
+            except BaseException as e:  # handed to the caller
+                reply.put(e)
+
+
+_PARTNER: _Partner | None = None
+_PARTNER_LOCK = threading.Lock()
+
+
+def _partner() -> _Partner:
+    global _PARTNER
+    with _PARTNER_LOCK:
+        if _PARTNER is None:
+            _PARTNER = _Partner()
+        return _PARTNER
 
 
 def warm_numba(w: StepWeights) -> None:
@@ -248,10 +308,10 @@ class _Loader(threading.Thread):
 def _numba_pays(w: StepWeights, steps: int, batch: int) -> bool:
     """Whether loading the kernel (0.5-1 s of work in the background) pays for this much output.
 
-    Both engines do the matrix products about as fast (BLAS vs loops, memory- or compute-bound
+    On one core both engines do the matrix products about as fast (BLAS vs loops, memory-bound
     alike); the kernel saves NumPy's per-call overhead (~30 us a layer, ~20 us a draw) and its
-    slow elementwise tanh (~2.5 ns per gate value). Measured on a 2x256 LSTM: 90 us a step
-    saved at batch 1, 135 us at batch 16."""
+    slow elementwise tanh (~2.5 ns per gate value): measured on a 2x256 LSTM, 90 us a step at
+    batch 1, 135 us at batch 16. On two cores it also halves the matrix time; not counted here."""
     rest = steps - NUMBA_AFTER
     if rest <= 0:
         return False

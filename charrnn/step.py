@@ -127,6 +127,56 @@ def prepare(config: ModelConfig, params: dict[str, np.ndarray], dtype=np.float32
     )
 
 
+PARTS = 2  # hidden-unit parts of the fused kernels: one per core on a two-core machine
+
+
+@dataclass(frozen=True)
+class Parts:
+    """StepWeights cut by hidden unit into P parts, for the fused kernels (kernels/step.py).
+
+    Part p owns units [p*Hp, min(H, (p+1)*Hp)), Hp = ceil(H / P); its gate columns are G blocks
+    of Hp (the units of each gate, in StepWeights' gate order), zero past H.
+
+    table  (P, V, G*Hp)      w_ih  (L-1, P, H, G*Hp)   w_hh  (L, P, H, G*Hp)
+    bias   (L-1, P, G*Hp)    b_hn  (L, P, Hp)
+    """
+
+    table: np.ndarray
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    bias: np.ndarray
+    b_hn: np.ndarray
+
+
+def split(w: StepWeights, parts: int = PARTS) -> Parts:
+    """Lay out w's gate columns by part (see Parts)."""
+    hid = w.hidden
+    ng = w.table.shape[1] // hid
+    hp = -(-hid // parts)
+    unit = np.arange(parts)[:, None] * hp + np.arange(hp)[None, :]  # (P, Hp)
+    cols = np.where(unit < hid, np.arange(ng)[:, None, None] * hid + unit, ng * hid)  # (G, P, Hp)
+    cols = cols.transpose(1, 0, 2).reshape(parts, ng * hp)  # (P, G*Hp); G*H: a zero column
+
+    def cut(a: np.ndarray) -> np.ndarray:
+        """(..., G*H) -> (..., P, G*Hp)"""
+        pad = np.zeros((*a.shape[:-1], 1), a.dtype)
+        return np.concatenate([a, pad], axis=-1)[..., cols]
+
+    b_hn = np.zeros((w.layers, parts * hp), w.dtype)
+    b_hn[:, :hid] = w.b_hn
+
+    def c(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a)
+
+    return Parts(
+        table=c(cut(w.table).transpose(1, 0, 2)),
+        w_ih=c(cut(w.w_ih_t).transpose(0, 2, 1, 3)),
+        w_hh=c(cut(w.w_hh_t).transpose(0, 2, 1, 3)),
+        bias=c(cut(w.bias)),
+        b_hn=c(b_hn.reshape(w.layers, parts, hp)),
+    )
+
+
 def step(w: StepWeights, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
     """Advance B rows by one input symbol each.
 

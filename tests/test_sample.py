@@ -184,6 +184,84 @@ def test_numba_feed_matches_numpy(cell, layers, embed, nl):
         np.testing.assert_allclose(y, x, rtol=1e-4, atol=2e-5)
 
 
+@pytest.mark.parametrize("cell,layers,embed,nl", [c for c in CASES if c[2] == 0])
+@pytest.mark.parametrize("hidden", [13, 16])
+def test_split_kernel_gives_the_same_bits_on_one_thread_and_two(cell, layers, embed, nl, hidden):
+    """Two threads each running one part of every layer (barriers between them) must compute
+    exactly what one thread running both parts does: feed, then sample with all options."""
+    _, _, w = model(cell, layers, hidden=hidden, embed=embed, nl=nl, scale=0.15)
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, len(ASCII), (3, 40)).astype(np.int32)
+    u = rng.random((300, 3))
+    runs = []
+    for threads in (1, 2):
+        eng = S.NumbaEngine(w, w.zero_state(3), ids[:, -1], threads=threads)
+        assert eng.threads == threads
+        eng.feed(ids[:, :-1])
+        fed = [s.copy() for s in eng.state]
+        out = eng.run(u, S.SampleOptions(temperature=0.8, top_k=20, top_p=0.95))
+        runs.append((fed, out, eng.state))
+    (fed1, out1, end1), (fed2, out2, end2) = runs
+    for a, b in zip(fed1 + list(end1), fed2 + list(end2), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(out1, out2)
+    assert len(set(out1.ravel().tolist())) > 5  # real sampling happened, not a constant
+
+
+@pytest.mark.parametrize("cell,hidden", [("lstm", 13), ("gru", 16), ("rnn", 7)])
+def test_parts_hold_every_gate_column_once(cell, hidden):
+    """split(w) cuts the columns of each gate by unit; putting the parts back gives w."""
+    from charrnn.step import split
+
+    _, _, w = model(cell, 2, hidden=hidden)
+    parts = split(w, 2)
+    g = w.table.shape[1] // hidden
+    hp = parts.b_hn.shape[2]
+    assert hp == -(-hidden // 2)
+
+    def join(a):  # (..., P, G*Hp) -> (..., G*H)
+        a = a.reshape(*a.shape[:-2], 2, g, hp).swapaxes(-3, -2)  # (..., G, P, Hp)
+        return a.reshape(*a.shape[:-3], g, 2 * hp)[..., :hidden].reshape(*a.shape[:-3], -1)
+
+    np.testing.assert_array_equal(join(parts.table.swapaxes(0, 1)), w.table)
+    np.testing.assert_array_equal(join(parts.w_hh.swapaxes(1, 2)), w.w_hh_t)
+    np.testing.assert_array_equal(join(parts.w_ih.swapaxes(1, 2)), w.w_ih_t)
+    np.testing.assert_array_equal(join(parts.bias), w.bias)
+    np.testing.assert_array_equal(parts.b_hn.reshape(2, -1)[:, :hidden], w.b_hn)
+    if 2 * hp > hidden:  # the padding columns are zero
+        assert not parts.w_hh[:, 1, :, hp - 1 :: hp].any()
+
+
+def test_barrier_orders_writes_between_two_threads():
+    """Each round thread 0 writes a value and both meet; thread 1 must see it, every time."""
+    import threading
+
+    from numba import njit
+
+    from charrnn.kernels.sync import LINE, meet, reached
+
+    @njit(nogil=True)
+    def rounds(flags, who, data, n_rounds):
+        n = reached(flags, who)
+        for i in range(1, n_rounds + 1):
+            if who == 0:
+                data[0] = i
+            n = meet(flags, who, n)
+            if who == 1 and data[0] != i:
+                data[1] += 1
+            n = meet(flags, who, n)
+        return n
+
+    flags, data = np.zeros(2 * LINE, np.int64), np.zeros(2, np.int64)
+    rounds(np.zeros(2 * LINE, np.int64), -1, data.copy(), 1)  # compile first
+    other = threading.Thread(target=rounds, args=(flags, 1, data, 20_000))
+    other.start()
+    n = rounds(flags, 0, data, 20_000)
+    other.join()
+    assert data[0] == 20_000 and data[1] == 0
+    assert n == 40_000 and flags[0] == flags[LINE] == 40_000
+
+
 def test_numba_pick_equals_numpy_pick():
     from charrnn.kernels.step import _pick
 

@@ -1,21 +1,37 @@
-"""Fused sampling kernels: T steps of a whole model, sampling included, in one jitted call.
+"""Fused sampling kernels: T steps of a whole model, sampling included, in one jitted call,
+on one core or split over two.
 
-One kernel per cell (`run_rnn`, `run_lstm`, `run_gru`); charrnn/sample.py picks it in Python.
-Weights come laid out by charrnn.step.prepare (float32, transposed, gates side by side). The
-random numbers are not drawn here: the caller passes uniforms u (T, B) drawn from a
+`run` serves every cell (RNN, LSTM, GRU: `cell`, a code from CELLS); charrnn/sample.py calls it.
+The random numbers are not drawn here: the caller passes uniforms u (T, B) drawn from a
 np.random.Generator, so this path and the NumPy path (charrnn/sample.py) consume the same stream
 and apply the same sampling rule (see `pick` there); their texts differ only where float32
 rounding of the two (BLAS vs these loops, libm vs rational tanh) moves a draw across a boundary.
 
-Arguments shared by every kernel:
-  table (V, G*H), w_ih_t (L-1, H, G*H), w_hh_t (L, H, G*H), bias (L-1, G*H), b_hn (L, H),
-  dec_t (H, V), dec_b (V,)  -- StepWeights arrays, float32, sigmoid gates pre-halved
-  h (L, B, H) [, c (L, B, H)]  recurrent state, updated in place
-  pending (B,) int32       the next input of each row; updated in place (sample mode)
-  u (T, B) float64         uniforms in [0, 1), one per step and row (sample mode)
+Parts. A step at batch 1 reads every weight once, so it is bound by how fast one core streams
+weights from the L3 cache; two cores stream twice as much. The hidden units of every layer are
+cut into P parts (charrnn.step.Parts lays the weights out): part p owns units
+[p*Hp, min(H, (p+1)*Hp)), the gate columns that feed them and their cell state. A call runs
+parts [lo, hi). With two threads (who = 0 and 1), each runs one part of every layer; they meet at
+a barrier (kernels/sync) after each layer, since the layer above reads all of h, and after each
+draw, made by thread 0, since the next step needs its id. h is double-buffered by step parity,
+so a thread writing its new units never races one still reading the old. Each unit's arithmetic
+is the same whichever thread runs it: one thread and two give the same bits.
+
+Arguments:
+  cell int                  CELLS code
+  table (P, V, G*Hp), w_ih (L-1, P, H, G*Hp), w_hh (L, P, H, G*Hp), bias (L-1, P, G*Hp),
+  b_hn (L, P, Hp)           Parts arrays: float32, sigmoid gates pre-halved, each part's gate
+                            columns as G blocks of Hp (zero past H)
+  dec_t (H, V), dec_b (V,)  the decoder
+  h (L, B, H), c (L, B, H)  recurrent state, updated in place (c: LSTM only, any shape else)
+  hb (2, L, B, H)           scratch shared by the threads: h by step parity
+  pending (B,) int32        the next input of each row; updated in place (sample mode)
+  u (T, B) float64          uniforms in [0, 1), one per step and row (sample mode)
   temperature float (0 = greedy), top_k int (>= V: off), top_p float (>= 1: off)
-  out (T, B) int32         sample mode: the sampled ids; feed mode: the ids to feed
-  feed bool                True: feed out[t] for t < T and sample nothing (priming)
+  out (T, B) int32          sample mode: the sampled ids; feed mode: the ids to feed
+  feed bool                 True: feed out[t] for t < T and sample nothing (priming)
+  lo, hi                    the parts this call runs
+  flags (2 * sync.LINE,) int64, who   the barrier of a pair of threads; who = -1: no partner
 """
 
 from __future__ import annotations
@@ -24,8 +40,12 @@ import numpy as np
 from numba import njit
 
 from charrnn.kernels.activations import _tanh32 as _tanh  # the same rational tanh as training
+from charrnn.kernels.sync import meet, reached
 
 _KW = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
+
+CELLS = {"rnn": 0, "rnn-relu": 1, "lstm": 2, "gru": 3}  # codes for `cell`
+_RELU, _LSTM, _GRU = 1, 2, 3
 
 # float32 constants, so the arithmetic stays float32
 _HALF = np.float32(0.5)
@@ -129,111 +149,95 @@ def _decode_and_pick(x, dec_t, dec_b, logits, u_t, temperature, top_k, top_p, p,
 
 
 @njit(**_KW)
-def _input_gates(k, ids, x, table, w_ih_t, bias, acc):
-    """acc (B, G*H) = input pre-activation of layer k: a table row for layer 0, else
-    bias + x @ W_ih^T."""
-    nb = acc.shape[0]
+def _units(cell, gi, gh, src, dst, c, bn, u0, nu):
+    """New h (dst) and c of units u0..u0+nu from pre-activations gi (B, G*Hp) (input part, plus
+    W_hh h for RNN and LSTM) and gh (B, G*Hp) (GRU: W_hh h); src: the old h (B, H)."""
+    hp = gi.shape[1] // (4 if cell == _LSTM else (3 if cell == _GRU else 1))
+    for b in range(gi.shape[0]):
+        g, e = gi[b], gh[b]
+        hs, hd = src[b, u0 : u0 + nu], dst[b, u0 : u0 + nu]
+        if cell == _LSTM:
+            cb = c[b, u0 : u0 + nu]
+            for j in range(nu):  # gates stored as i/2, f/2, o/2, g
+                i = _sigmoid_of_half(g[j])
+                f = _sigmoid_of_half(g[hp + j])
+                o = _sigmoid_of_half(g[2 * hp + j])
+                cj = f * cb[j] + i * _tanh(g[3 * hp + j])
+                cb[j] = cj
+                hd[j] = o * _tanh(cj)
+        elif cell == _GRU:
+            for j in range(nu):  # gates stored as r/2, z/2, n
+                r = _sigmoid_of_half(g[j] + e[j])
+                z = _sigmoid_of_half(g[hp + j] + e[hp + j])
+                n = _tanh(g[2 * hp + j] + r * (e[2 * hp + j] + bn[j]))
+                hd[j] = n + z * (hs[j] - n)
+        elif cell == _RELU:
+            for j in range(nu):
+                hd[j] = max(g[j], _ZERO)
+        else:
+            for j in range(nu):
+                hd[j] = _tanh(g[j])
+
+
+@njit(**_KW)
+def _layer_part(cell, k, p, ids, src, dst, c, table, w_ih, w_hh, bias, b_hn, gi, gh):
+    """Part p of layer k for one step: src/dst (L, B, H) the old and new h of every layer."""
+    nb, nh = src.shape[1], src.shape[2]
+    hp = b_hn.shape[2]
+    u0 = p * hp
+    nu = min(nh, u0 + hp) - u0
     if k == 0:
         for b in range(nb):
-            acc[b] = table[ids[b]]
+            gi[b] = table[p, ids[b]]
     else:
         for b in range(nb):
-            acc[b] = bias[k - 1]
-        _mm_acc(x, w_ih_t[k - 1], acc)
+            gi[b] = bias[k - 1, p]
+        _mm_acc(dst[k - 1], w_ih[k - 1, p], gi)
+    if cell == _GRU:
+        gh[:] = _ZERO
+        _mm_acc(src[k], w_hh[k, p], gh)
+    else:
+        _mm_acc(src[k], w_hh[k, p], gi)
+    _units(cell, gi, gh, src[k], dst[k], c[k], b_hn[k, p], u0, nu)
 
 
 @njit(**_KW)
-def run_lstm(
-    table, w_ih_t, w_hh_t, bias, b_hn, dec_t, dec_b, h, c, pending, u,
-    temperature, top_k, top_p, out, feed,
-):  # fmt: skip
-    n_layers, nb, nh = h.shape
-    nt = out.shape[0]
-    acc = np.empty((nb, 4 * nh), np.float32)
-    logits = np.empty((nb, dec_b.shape[0]), np.float32)
-    p = np.empty(dec_b.shape[0], np.float64)
-    for t in range(nt):
-        ids = out[t] if feed else pending
-        for k in range(n_layers):
-            _input_gates(k, ids, h[k - 1], table, w_ih_t, bias, acc)
-            _mm_acc(h[k], w_hh_t[k], acc)
-            for b in range(nb):
-                g = acc[b]
-                hk, ck = h[k, b], c[k, b]
-                for j in range(nh):  # gates stored as i/2, f/2, o/2, g
-                    i = _sigmoid_of_half(g[j])
-                    f = _sigmoid_of_half(g[nh + j])
-                    o = _sigmoid_of_half(g[2 * nh + j])
-                    gg = _tanh(g[3 * nh + j])
-                    cj = f * ck[j] + i * gg
-                    ck[j] = cj
-                    hk[j] = o * _tanh(cj)
-        if not feed:
-            _decode_and_pick(
-                h[n_layers - 1], dec_t, dec_b, logits, u[t], temperature, top_k, top_p, p,
-                pending, out[t],
-            )  # fmt: skip
+def _copy_units(a, b, hp, lo, hi):
+    """b[..., units of parts lo..hi-1] = a[...] for (L, B, H) arrays."""
+    nh = a.shape[2]
+    for p in range(lo, hi):
+        u0, u1 = p * hp, min(nh, (p + 1) * hp)
+        b[:, :, u0:u1] = a[:, :, u0:u1]
 
 
 @njit(**_KW)
-def run_gru(
-    table, w_ih_t, w_hh_t, bias, b_hn, dec_t, dec_b, h, pending, u,
-    temperature, top_k, top_p, out, feed,
+def run(
+    cell, table, w_ih, w_hh, bias, b_hn, dec_t, dec_b, h, c, hb, pending, u,
+    temperature, top_k, top_p, out, feed, lo, hi, flags, who,
 ):  # fmt: skip
     n_layers, nb, nh = h.shape
     nt = out.shape[0]
-    gi = np.empty((nb, 3 * nh), np.float32)
-    gh = np.empty((nb, 3 * nh), np.float32)
+    hp = b_hn.shape[2]
+    ncols = table.shape[2]
+    gi = np.empty((nb, ncols), np.float32)
+    gh = np.empty((nb, ncols), np.float32)
     logits = np.empty((nb, dec_b.shape[0]), np.float32)
     p = np.empty(dec_b.shape[0], np.float64)
+    n = reached(flags, who)
+    _copy_units(h, hb[0], hp, lo, hi)
+    n = meet(flags, who, n)
     for t in range(nt):
+        src, dst = hb[t % 2], hb[1 - t % 2]
         ids = out[t] if feed else pending
         for k in range(n_layers):
-            _input_gates(k, ids, h[k - 1], table, w_ih_t, bias, gi)
-            gh[:] = _ZERO
-            _mm_acc(h[k], w_hh_t[k], gh)
-            bn = b_hn[k]
-            for b in range(nb):
-                a, e = gi[b], gh[b]
-                hk = h[k, b]
-                for j in range(nh):  # gates stored as r/2, z/2, n
-                    r = _sigmoid_of_half(a[j] + e[j])
-                    z = _sigmoid_of_half(a[nh + j] + e[nh + j])
-                    n = _tanh(a[2 * nh + j] + r * (e[2 * nh + j] + bn[j]))
-                    hk[j] = n + z * (hk[j] - n)
+            for q in range(lo, hi):
+                _layer_part(cell, k, q, ids, src, dst, c, table, w_ih, w_hh, bias, b_hn, gi, gh)
+            n = meet(flags, who, n)
         if not feed:
-            _decode_and_pick(
-                h[n_layers - 1], dec_t, dec_b, logits, u[t], temperature, top_k, top_p, p,
-                pending, out[t],
-            )  # fmt: skip
-
-
-@njit(**_KW)
-def run_rnn(
-    table, w_ih_t, w_hh_t, bias, b_hn, dec_t, dec_b, h, pending, u,
-    temperature, top_k, top_p, out, feed, relu,
-):  # fmt: skip
-    n_layers, nb, nh = h.shape
-    nt = out.shape[0]
-    acc = np.empty((nb, nh), np.float32)
-    logits = np.empty((nb, dec_b.shape[0]), np.float32)
-    p = np.empty(dec_b.shape[0], np.float64)
-    for t in range(nt):
-        ids = out[t] if feed else pending
-        for k in range(n_layers):
-            _input_gates(k, ids, h[k - 1], table, w_ih_t, bias, acc)
-            _mm_acc(h[k], w_hh_t[k], acc)
-            for b in range(nb):
-                a = acc[b]
-                hk = h[k, b]
-                if relu:
-                    for j in range(nh):
-                        hk[j] = max(a[j], _ZERO)
-                else:
-                    for j in range(nh):
-                        hk[j] = _tanh(a[j])
-        if not feed:
-            _decode_and_pick(
-                h[n_layers - 1], dec_t, dec_b, logits, u[t], temperature, top_k, top_p, p,
-                pending, out[t],
-            )  # fmt: skip
+            if lo == 0:
+                _decode_and_pick(
+                    dst[n_layers - 1], dec_t, dec_b, logits, u[t], temperature, top_k, top_p, p,
+                    pending, out[t],
+                )  # fmt: skip
+            n = meet(flags, who, n)
+    _copy_units(hb[nt % 2], h, hp, lo, hi)
