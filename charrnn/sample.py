@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -358,11 +358,13 @@ def generate(
     options: SampleOptions,
     rng: np.random.Generator,
     engine: str = "auto",
+    on_wait: Callable[[str], None] | None = None,
 ) -> Iterator[Piece]:
     """Sample `options.length` characters for each of the K rows of prime (K, T) int32.
 
     Yields Pieces as they are made: each sample's text in order; every row ends with one
-    Piece with done=True (possibly with empty text)."""
+    Piece with done=True (possibly with empty text). on_wait(message) is called when the text
+    has to wait for the kernel at the switch (its first compilation, about 16 s)."""
     o = options.validate()
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
@@ -401,6 +403,9 @@ def generate(
         if loader is not None and done == switch:
             if loader.ident is None:
                 loader.start()
+            loader.join(0.5)
+            if loader.is_alive() and on_wait is not None:
+                on_wait("compiling the fast sampling kernel (the first time only; cached after)")
             loader.join()
             if loader.error is None:
                 eng = NumbaEngine(w, eng.state, eng.pending)

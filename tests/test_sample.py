@@ -457,6 +457,27 @@ def test_auto_engine_switches_at_a_fixed_step(monkeypatch):
     assert g == _gen(w, engine="numpy", length=300, temperature=0)
 
 
+def test_a_slow_kernel_load_is_announced_and_waited_for(monkeypatch):
+    """At the switch the text waits for the kernel (never switching later, which would change
+    the text) and says why through on_wait."""
+    import time
+
+    monkeypatch.setattr(S, "NUMBA_AFTER", 40)
+    monkeypatch.setattr(S, "LOADER_AFTER", 5)
+    monkeypatch.setattr(S, "_numba_pays", lambda *a: True)
+    _, _, w = model("lstm", scale=0.5)
+    expected = _gen(w, rng_seed=2, engine="auto", length=200)
+    warm = S.warm_numba
+    monkeypatch.setattr(S, "warm_numba", lambda w: (time.sleep(1.0), warm(w)))
+    said = []
+    o = S.SampleOptions(length=200)
+    pieces = S.generate(
+        w, ASCII, ASCII.encode("a")[None], o, np.random.default_rng(2), on_wait=said.append
+    )
+    assert ["".join(p.text for p in pieces)] == expected
+    assert len(said) == 1 and "compiling" in said[0]
+
+
 def test_length_zero_yields_only_done_markers():
     _, _, w = model("rnn")
     assert _gen(w, length=0, num_samples=2) == ["", ""]

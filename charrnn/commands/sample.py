@@ -190,7 +190,7 @@ def _sample(
     )
     if not echo_seed:
         starts = [""] * num_samples
-    pieces = generate(weights, ckpt.vocab, prime, options, rng, engine=engine)
+    pieces = generate(weights, ckpt.vocab, prime, options, rng, engine=engine, on_wait=_notice)
 
     if json_out:
         texts = list(starts)
@@ -199,6 +199,12 @@ def _sample(
         _write_json(path, texts, seed_text, seed_random, echo_seed, unk, options, rng_seed)
         return
     _stream(pieces, starts, sep)
+
+
+def _notice(message: str) -> None:
+    """A diagnostic for a person watching (stderr, on a terminal only)."""
+    if sys.stderr.isatty():
+        print(f"charrnn: {message}...", file=sys.stderr, flush=True)
 
 
 def _read_seed(seed: str | None) -> str | None:
