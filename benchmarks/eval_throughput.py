@@ -5,16 +5,16 @@
 
 peer    training: loss_and_grad + clip + Adam step at B=50, T=100 (chars/s = B*T / step time),
         with the threads training uses (all cores)
-eval-1  exact scoring at batch 1, one thread: chunks through CharRNN.nll, state carried
-eval-N  exact scoring at batch 1 with the layer pipeline on all cores (what `charrnn eval` does)
-eval-S  the approximate mode `charrnn eval --streams S --burn-in W`: S segments as one batch,
-        each after W unscored characters of context; its nats/char differ from the exact
-        figure by what the state remembers from before the burn-in (printed)
+single  the single pass (`charrnn eval --streams 1`): batch 1, one core, state carried
+eval    what `charrnn eval` does: S segments side by side on all cores, each checked against
+        the state carried into it (charrnn/evaluate.py); its nats/char next to the single
+        pass's, and the characters it had to recompute, are printed
 
 The rounds interleave the three, and each figure is the median over rounds, so a burst of
-load from elsewhere on the machine hits all of them alike. Target: eval-N >= 3x peer.
+load from elsewhere on the machine hits all of them alike. Target: eval >= 3x peer.
 Text: the first --chars characters of ../shared/corpora/tinyshakespeare.txt (V=65) when present,
-else random ids.
+else random ids. --checkpoint scores a trained model instead of a random one (a random model
+forgets at once; a trained one is the honest test of the segments' check).
 """
 
 from __future__ import annotations
@@ -62,20 +62,29 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8, help="training steps timed per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--chunk", type=int, default=2048)
-    ap.add_argument("--streams", type=int, default=16, help="S of the approximate mode")
-    ap.add_argument("--burn-in", type=int, default=1000, help="W of the approximate mode")
+    ap.add_argument("--streams", type=int, default=0, help="S (0: as charrnn eval)")
+    ap.add_argument("--burn-in", type=int, default=1024, help="burn-in of each segment")
+    ap.add_argument("--checkpoint", type=Path, help="a trained model (its config is used)")
     args = ap.parse_args()
 
-    cfg = ModelConfig(cell=args.cell, vocab_size=args.vocab, hidden=args.hidden, layers=args.layers)
-    model = CharRNN.create(cfg, np.random.default_rng(0))
+    if args.checkpoint:
+        from charrnn.evaluate import load_model
+
+        model = load_model(args.checkpoint)[1]
+        cfg = model.config
+    else:
+        cfg = ModelConfig(
+            cell=args.cell, vocab_size=args.vocab, hidden=args.hidden, layers=args.layers
+        )
+        model = CharRNN.create(cfg, np.random.default_rng(0))
     cores = cpu_count()
-    ids, source = text_ids(args.chars + 1, args.vocab)
+    ids, source = text_ids(args.chars + 1, cfg.vocab_size)
 
     B, T = 50, 100
     train_cfg = TrainConfig(batch=B, seq=T)
     opt = make_optimizer(train_cfg, model.flat.size, model.flat.dtype)
     rng = np.random.default_rng(2)
-    batch = rng.integers(0, args.vocab, (B, T + 1)).astype(np.int32)
+    batch = rng.integers(0, cfg.vocab_size, (B, T + 1)).astype(np.int32)
     x, y = batch[:, :-1], batch[:, 1:]
 
     def train_round() -> float:
@@ -84,57 +93,54 @@ def main() -> None:
         times = []
         for _ in range(args.steps):
             t0 = time.perf_counter()
-            res = model.loss_and_grad(x, y, state)
+            res = model.loss_and_grad(x, y, state, rng=rng)
             clip_gradients(res.grad_flat, train_cfg.clip, train_cfg.clip_mode)
             opt.step(model.flat, res.grad_flat, 1e-9)  # a tiny lr: the model stays the same
             times.append(time.perf_counter() - t0)
             state = res.state
         return B * T / statistics.median(times)
 
-    def eval_round(threads: int, streams: int = 1) -> tuple[float, float]:
-        model.set_threads(threads)
-        s = score_ids(
-            model, ids, chunk=args.chunk, threads=threads, streams=streams, burn_in=args.burn_in
+    def eval_round(streams: int):
+        return score_ids(
+            model, ids, chunk=args.chunk, threads=0, streams=streams, burn_in=args.burn_in
         )
-        return s.chars_per_second, s.nats_per_char
 
     # warm up: compile / load every kernel once
     train_round()
     eval_round(1)
-    eval_round(cores)
-    eval_round(cores, args.streams)
+    eval_round(args.streams)
 
-    peer, one, many, seg, nats = [], [], [], [], []
+    peer, single, fast = [], [], []
     for r in range(args.rounds):
         peer.append(train_round())
-        cps1, n1 = eval_round(1)
-        cpsn, nn = eval_round(cores)
-        cpss, ns = eval_round(cores, args.streams)
-        one.append(cps1)
-        many.append(cpsn)
-        seg.append(cpss)
-        nats.append((n1, nn, ns))
+        one = eval_round(1)
+        seg = eval_round(args.streams)
+        single.append(one.chars_per_second)
+        fast.append(seg.chars_per_second)
         print(
-            f"round {r + 1}: train {peer[-1]:9,.0f}  eval-1 {cps1:9,.0f}  eval-{cores} "
-            f"{cpsn:9,.0f}  eval-S{args.streams} {cpss:9,.0f} chars/s"
+            f"round {r + 1}: train {peer[-1]:9,.0f}  single pass {single[-1]:9,.0f}  "
+            f"eval {fast[-1]:9,.0f} chars/s"
         )
-    p, e1, en, es = (statistics.median(v) for v in (peer, one, many, seg))
-    n1, nn, ns = nats[-1]
+    p, e1, es = (statistics.median(v) for v in (peer, single, fast))
     print(
-        f"\n{cfg.cell} {cfg.layers}x{cfg.hidden} V={cfg.vocab_size}, {cores} cores, "
-        f"{args.chars:,} chars of {source}, chunk {args.chunk}, median of {args.rounds} rounds"
+        f"\n{cfg.cell} {cfg.layers}x{cfg.hidden} V={cfg.vocab_size}"
+        f"{' (' + str(args.checkpoint) + ')' if args.checkpoint else ' (random weights)'}, "
+        f"{cores} cores, {args.chars:,} chars of {source}, median of {args.rounds} rounds"
     )
     rows = [
         ("training (B=50 T=100, loss_and_grad + clip + adam)", p),
-        ("eval, 1 thread (CharRNN.nll)", e1),
-        (f"eval, {cores} threads (layer pipeline)", en),
-        (f"eval, --streams {args.streams} --burn-in {args.burn_in} (approximate)", es),
+        ("eval --streams 1 (the single pass, one core)", e1),
+        (f"eval ({seg.streams} segments, burn-in {seg.burn_in}, checked)", es),
     ]
     for i, (label, cps) in enumerate(rows):
         ratio = f"  {cps / p:5.2f}x" if i else ""
         print(f"  {label:<54}{cps:10,.0f} chars/s{ratio}")
-    print(f"  nats/char: 1 thread {n1:.7f}, {cores} threads {nn:.7f} (|diff| {abs(n1 - nn):.1e})")
-    print(f"  nats/char with --streams: {ns:.7f} (|diff| from exact {abs(ns - n1):.1e})")
+    rel = abs(seg.nats_per_char / one.nats_per_char - 1)
+    print(
+        f"  nats/char: single pass {one.nats_per_char:.10f}, segments {seg.nats_per_char:.10f} "
+        f"(relative difference {rel:.1e}); recomputed {seg.recomputed:,} chars; largest state "
+        f"gap accepted {seg.state_gap:.1e}"
+    )
     print(f"  load average: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

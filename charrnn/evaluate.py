@@ -4,46 +4,55 @@ What is scored. For a text of N characters c_1..c_N, the model starts from the z
 reads the text once, in order; character c_{t+1} is scored by -log p(c_{t+1} | c_1..c_t) for
 t = 1..N-1. So N - 1 characters are scored (the first one is only context: a model has no
 distribution for it before it has read anything), exactly as training scores its validation
-split. The hidden state is carried from the first character to the last; the text is cut into
-chunks of `chunk` steps only to bound memory, which does not change the result.
+split. The hidden state is carried from the first character to the last.
 
-How fast. At batch 1 the recurrence is a chain of mat-vecs, one step after the other. With two
-or more threads and a model of two or more stages (layers, plus the decoder), the chain is cut
-into a pipeline: stage s runs its layers over chunk c while stage s+1 runs the layers above over
-chunk c-1, one thread each. Every stage does exactly what a single pass does, so the result is
-the same; only the order in time differs. With one thread, chunks go through `CharRNN.nll`.
+How fast. Read one character at a time, the pass is a chain of mat-vecs that reads every weight
+once per character: memory-bound, on one core. So by default (`streams` > 1) the text is cut
+into S segments scored side by side as one batch (one weight read serves S characters, and the
+rows are shared out over the cores), and each segment is checked against the state the single
+pass carries into it:
 
-Exact batch-1 scoring reads every recurrent weight matrix once per character, so it is bound by
-memory bandwidth, not arithmetic. `streams=S > 1` is an opt-in approximation that trades that
-for a batch: the N - 1 predictions are cut into S contiguous segments scored side by side as a
-batch of S (one weight read serves S characters). Each segment but the first starts from the
-zero state `burn_in` characters before its first scored character and reads them unscored, so
-every character is still predicted from at least `burn_in` characters of context (all of them
-in the first segment). The result differs from the exact pass only by what the state of a
-segment remembers from before its burn-in; `Score.exact` says which one was run.
+1. Segment 0 starts at the text's start from the zero state, as the single pass does. Every
+   other segment starts `burn_in` characters before its first scored one, from the zero state,
+   and reads those unscored: a guess of the state at its start.
+2. Then, segment by segment, the state carried to the start of segment s (the end state of
+   segment s-1) is compared with segment s's guess. If every h (and c) value agrees within
+   STATE_RTOL (1e-5 relative: a few dozen float32 roundings), segment s is kept. If not, it is
+   recomputed from the carried state, one character at a time (`check` characters per call),
+   comparing with the guess's states stored every `check` characters; from the first that
+   agrees on, the guess is kept. `Score.recomputed` counts the characters recomputed and
+   `Score.state_gap` the largest relative gap accepted.
+
+Why a tolerance and not equality: two float32 runs of a trained LSTM from different states come
+within a few roundings of each other and then stay there, never bit for bit equal (rounding
+keeps nudging them apart: measured on a tinyshakespeare model, ~400 of 512 values differ by
+~1e-6 after 1,000 and after 40,000 characters). So the segmented figure equals the single
+pass's to float32 precision (1e-9 relative on the models we measured), and a model that still
+remembers its segment's start after the burn-in is caught by the check and recomputed
+rather than guessed. `streams=1` runs the single pass itself (one core).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from charrnn.config import gates
 from charrnn.cpus import cpu_count
 from charrnn.errors import CharrnnError, CheckpointError, CorpusError, UsageError
 from charrnn.vocab import Vocab, escape
 
 LN2 = math.log(2.0)
-DEFAULT_CHUNK = 2048  # T: steps per chunk
-DEFAULT_BURN_IN = 1000  # characters each segment reads unscored with streams > 1
+DEFAULT_CHUNK = 2048  # steps per model call of the single pass
+DEFAULT_BURN_IN = 1024  # characters each segment but the first reads before it is scored
+DEFAULT_CHECK = 256  # steps per call of the segmented pass, and between stored states
+MAX_CHECKS = 64  # stored states per segment after its burn-in
+STATE_RTOL = 1e-5  # a guess is kept when |guess - carried| <= STATE_RTOL * max(1, |carried|)
 
 
 # --------------------------------------------------------------------------------- results
@@ -57,12 +66,10 @@ class Score:
     total_nats: float  # sum of -log p over the scored characters
     seconds: float = 0.0
     surprisal: np.ndarray | None = None  # (N-1,) float64 nats per scored character, if kept
-    streams: int = 1  # 1: the exact single pass; S > 1: S segments with a burn-in each
-    burn_in: int = 0
-
-    @property
-    def exact(self) -> bool:
-        return self.streams == 1
+    streams: int = 1  # segments scored side by side (1: the plain single pass)
+    burn_in: int = 0  # characters each segment but the first read before its first score
+    recomputed: int = 0  # characters recomputed one at a time after a segment's guess differed
+    state_gap: float = 0.0  # largest relative state gap between a kept guess and the carried state
 
     @property
     def nats_per_char(self) -> float:
@@ -95,23 +102,26 @@ def score_ids(
     threads: int = 0,
     keep: bool = False,
     progress: Callable[[int], None] | None = None,
-    streams: int = 1,
+    streams: int = 0,
     burn_in: int = DEFAULT_BURN_IN,
+    check: int = DEFAULT_CHECK,
 ) -> Score:
     """Score ids (N,) (model vocabulary, any integer dtype, a memmap is fine) in one stateful pass.
 
-    chunk: steps T per model call; threads: 0 = all cores, 1 = a plain pass through model.nll;
-    keep: keep every character's surprisal; progress(k) is called with the characters scored so
-    far after each chunk. streams > 1: the approximate segmented pass (see the module doc), with
-    fewer segments when the text is short (each at least burn_in characters long).
+    chunk: steps per model call of the plain pass; threads: 0 = all cores; keep: keep every
+    character's surprisal; progress(k) is called with the characters scored so far. streams:
+    segments scored side by side (0: 8 per core, at least 16; 1: the plain single pass; fewer
+    when the text is short); burn_in: characters each segment reads before its first score;
+    check: steps per call of the segmented pass and between its stored states (burn_in is
+    rounded up to a multiple of it). The result does not depend on any of these but keep.
     """
-    if chunk < 1:
-        raise UsageError(f"chunk must be at least 1, got {chunk}")
+    if chunk < 1 or check < 1:
+        raise UsageError(f"chunk and check must be at least 1, got {chunk}, {check}")
     if threads < 0:
         raise UsageError(f"threads must be 0 (all cores) or positive, got {threads}")
-    if streams < 1 or burn_in < 0:
+    if streams < 0 or burn_in < 0:
         raise UsageError(
-            f"streams must be at least 1 and burn-in 0 or more, got {streams}, {burn_in}"
+            f"streams must be 0 (auto) or positive and burn-in 0 or more, got {streams}, {burn_in}"
         )
     n = int(ids.shape[0])
     if n < 2:
@@ -119,67 +129,47 @@ def score_ids(
             f"the text has {n} character(s): scoring needs at least 2 (the first is context)"
         )
     threads = threads or cpu_count()
-    surprisal = np.empty(n - 1, np.float64) if keep else None
-    streams = max(1, min(streams, (n - 1) // max(burn_in, 1)))
-    t0 = time.perf_counter()
-    stages = min(threads, model.config.layers + 1)
-    if streams > 1:
-        total = _segmented_pass(model, ids, chunk, streams, burn_in, threads, surprisal, progress)
-    elif stages > 1:
-        total = _Pipeline(model, chunk, stages).run(ids, surprisal, progress)
-    else:
-        total = _plain_pass(model, ids, chunk, surprisal, progress)
-    return Score(
-        n - 1, total, time.perf_counter() - t0, surprisal, streams, burn_in if streams > 1 else 0
-    )
-
-
-def _segmented_pass(model, ids, chunk, S, burn_in, threads, surprisal, progress) -> float:
-    """Predictions 1..N-1 (prediction j: ids[j] from ids[:j]) cut into S segments [a_s, b_s),
-    each run from j = max(1, a_s - burn_in) as one row of a batch; rows are padded at the end to
-    the longest, and only the predictions in [a_s, b_s) are counted."""
-    n = int(ids.shape[0])
-    bounds = [1 + s * (n - 1) // S for s in range(S + 1)]  # a_s = bounds[s], b_s = bounds[s+1]
-    first = [max(1, a - burn_in) for a in bounds[:-1]]  # q_s: first prediction run
-    length = max(b - q for q, b in zip(first, bounds[1:], strict=True))  # steps per row
     model.set_threads(threads)
-    state = model.zero_state(S)
-    total = 0.0
-    done = 0
-    for t0 in range(0, length, chunk):
-        t = min(chunk, length - t0)
-        j = np.array(first)[:, None] + t0 + np.arange(t)[None, :]  # (S, t) prediction indices
-        valid = j < np.array(bounds[1:])[:, None]  # (S, t) inside the row's run
-        jc = np.where(valid, j, 1)  # padding: any valid index, not counted
-        x = np.asarray(ids[jc - 1], dtype=np.int32)
-        y = np.asarray(ids[jc], dtype=np.int32)
-        nll, state = model.nll(x, y, state)  # (S, t)
-        counted = valid & (j >= np.array(bounds[:-1])[:, None])  # (S, t) scored predictions
-        total += float(nll[counted].sum())
-        done += int(counted.sum())
-        if surprisal is not None:
-            surprisal[j[counted] - 1] = nll[counted]
-        if progress is not None:
-            progress(done)
-    return total
+    surprisal = np.empty(n - 1, np.float64) if keep else None
+    burn_in = -(-burn_in // check) * check
+    segs = _segments(n - 1, streams or max(16, 8 * threads), burn_in, check)
+    t0 = time.perf_counter()
+    if segs is None:
+        total = _plain_pass(model, ids, chunk, surprisal, progress)
+        return Score(n - 1, total, time.perf_counter() - t0, surprisal)
+    total, recomputed, gap = _segmented_pass(model, ids, segs, burn_in, check, surprisal, progress)
+    seconds = time.perf_counter() - t0
+    return Score(n - 1, total, seconds, surprisal, segs[0], burn_in, recomputed, gap)
+
+
+def _segments(steps: int, streams: int, burn_in: int, check: int) -> tuple[int, int] | None:
+    """(S, R): S rows of R steps (a multiple of check) covering `steps` characters read, row s
+    reading from s * (R - burn_in); the most rows, up to `streams`, whose segments are at least
+    as long as the burn-in and each have something to score. None: too short, one pass."""
+    for S in range(streams, 1, -1):
+        R = -(-(steps + (S - 1) * burn_in) // S)
+        R = -(-R // check) * check
+        if R - burn_in >= max(burn_in, check) and (S - 1) * (R - burn_in) + burn_in < steps:
+            return S, R
+    return None
 
 
 def _chunk_ids(ids: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    """x = ids[start:stop], y = ids[start+1:stop+1] as contiguous (t,) intp."""
-    x = np.ascontiguousarray(ids[start:stop], dtype=np.intp)
-    y = np.ascontiguousarray(ids[start + 1 : stop + 1], dtype=np.intp)
+    """x = ids[start:stop], y = ids[start+1:stop+1] as (1, t) intp."""
+    x = np.asarray(ids[start:stop], dtype=np.intp)[None]
+    y = np.asarray(ids[start + 1 : stop + 1], dtype=np.intp)[None]
     return x, y
 
 
 def _plain_pass(model, ids, chunk, surprisal, progress) -> float:
+    """The single pass, `chunk` characters per call."""
     n = int(ids.shape[0])
     state = model.zero_state(1)
     total = 0.0
     for start in range(0, n - 1, chunk):
         stop = min(start + chunk, n - 1)
-        x, y = _chunk_ids(ids, start, stop)
-        nll, state = model.nll(x[None], y[None], state)  # (1, t)
-        total += float(nll.sum())
+        nll, state = model.nll(*_chunk_ids(ids, start, stop), state)  # (1, t)
+        total += math.fsum(nll[0])
         if surprisal is not None:
             surprisal[start:stop] = nll[0]
         if progress is not None:
@@ -187,160 +177,69 @@ def _plain_pass(model, ids, chunk, surprisal, progress) -> float:
     return total
 
 
-class _Pipeline:
-    """Exact batch-1 scoring with the model cut into stages that run concurrently.
-
-    Units are the layers 0..L-1 and the decoder; each unit projects its input (a row gather of
-    the ids for layer 0, one GEMM over the chunk for the others) and then runs its recurrence
-    (layers) or its softmax (decoder). A stage is a run of consecutive units. Every layer's
-    outputs hs (T+1, 1, H) are double-buffered by chunk parity, so stage s+1 reads chunk c's
-    outputs while stage s writes chunk c+1's. The recurrent state lives in `h`/`c` (1, H) per
-    layer and is copied into hs[0] / cs[0] at the start of each chunk.
-    """
-
-    def __init__(self, model, chunk: int, stages: int) -> None:
-        cfg = model.config
-        p = model.params
-        dt = model.dtype
-        L, H, V = cfg.layers, cfg.hidden, cfg.vocab_size
-        G = gates(cfg.cell) * H
-        T = chunk
-        self.cfg, self.p, self.T = cfg, p, chunk
-        # the model's own per-call weight layout (transposed/packed W_hh, summed biases, GRU b_hn,
-        # the one-hot table): the kernels are called here exactly as CharRNN._forward_shard does
-        prep = model._prepare(max(chunk, V))  # rows >= V: the one-hot table is built
-        self.whh_t, self.bias, self.bhn, self.table = prep.whh_t, prep.bias, prep.bhn, prep.table
-        e = np.empty
-        self.xg = [e((T, 1, G), dt) for _ in range(L)]
-        self.hs = [[e((T + 1, 1, H), dt) for _ in range(2)] for _ in range(L)]  # by parity
-        self.h = [np.zeros((1, H), dt) for _ in range(L)]
-        self.c = [np.zeros((1, H), dt) for _ in range(L)]
-        self.cs = [e((T + 1, 1, H), dt) for _ in range(L)] if cfg.cell == "lstm" else None
-        self.tcs = [e((T, 1, H), dt) for _ in range(L)] if cfg.cell == "lstm" else None
-        self.hn = [e((T, 1, H), dt) for _ in range(L)] if cfg.cell == "gru" else None
-        self.hg = [e((1, G), dt) for _ in range(L)] if cfg.cell == "gru" else None
-        self.emb = e((T, cfg.embed), dt) if cfg.embed else None
-        self.logits = e((T, V), dt)
-        self.rows = e(T, np.float64)
-        self.stages = _partition(_unit_costs(cfg), stages)
-
-    # -- one unit over one chunk
-
-    def _layer(self, k: int, par: int, x: np.ndarray) -> None:
-        from charrnn.kernels import gru as gru_k
-        from charrnn.kernels import layers as lk
-        from charrnn.kernels import lstm as lstm_k
-        from charrnn.kernels import rnn as rnn_k
-
-        cfg, p = self.cfg, self.p
-        t = x.shape[0]
-        xg = self.xg[k][:t]
-        xg2 = xg.reshape(t, -1)
-        if k == 0 and cfg.embed:
-            lk.gather_rows(p["encoder.weight"], x, self.emb[:t])
-            lk.project(self.emb[:t], p["weight_ih_l0"], self.bias[0], xg2)
-        elif k == 0 and self.table is None:
-            lk.gather_columns(p["weight_ih_l0"], self.bias[0], x, xg2)
-        elif k == 0:
-            lk.gather_rows(self.table, x, xg2)
-        else:
-            below = self.hs[k - 1][par][1 : t + 1].reshape(t, -1)
-            lk.project(below, p[f"weight_ih_l{k}"], self.bias[k], xg2)
-        hs = self.hs[k][par][: t + 1]
-        hs[0] = self.h[k]
-        if cfg.cell == "lstm":
-            cs = self.cs[k][: t + 1]
-            cs[0] = self.c[k]
-            lstm_k.forward(xg, self.whh_t[k], hs, cs, self.tcs[k][:t])
-            self.c[k][...] = cs[t]
-        elif cfg.cell == "gru":
-            gru_k.forward(xg, self.whh_t[k], self.bhn[k], hs, self.hn[k][:t], self.hg[k])
-        else:
-            rnn_k.forward(xg, self.whh_t[k], hs, cfg.nonlinearity == "relu")
-        self.h[k][...] = hs[t]
-
-    def _decoder(self, par: int, y: np.ndarray) -> np.ndarray:
-        from charrnn.kernels import layers as lk
-        from charrnn.kernels import loss as loss_k
-
-        t = y.shape[0]
-        top = self.hs[self.cfg.layers - 1][par][1 : t + 1].reshape(t, -1)
-        lk.project(top, self.p["decoder.weight"], self.p["decoder.bias"], self.logits[:t])
-        loss_k.xent_rows(self.logits[:t], y, self.rows[:t])
-        return self.rows[:t]
-
-    def _stage(self, s: int, c: int, ids: np.ndarray, n: int):
-        """Run stage s over chunk c; the decoder stage returns the chunk's nats (t,)."""
-        start = c * self.T
-        stop = min(start + self.T, n - 1)
-        x, y = _chunk_ids(ids, start, stop)
-        out = None
-        for u in self.stages[s]:
-            if u < self.cfg.layers:
-                self._layer(u, c % 2, x)
-            else:
-                out = self._decoder(c % 2, y)
-        return out
-
-    def run(self, ids, surprisal, progress) -> float:
-        from threadpoolctl import threadpool_limits
-
-        n = int(ids.shape[0])
-        K = -(-(n - 1) // self.T)  # chunks
-        P = len(self.stages)
-        total = 0.0
-        with (
-            threadpool_limits(limits=1, user_api="blas"),
-            ThreadPoolExecutor(max_workers=P - 1, thread_name_prefix="eval") as pool,
-        ):
-            for tick in range(K + P - 1):
-                # stage s works on chunk tick - s; the last stage runs here, the others in the pool
-                futures = [
-                    pool.submit(self._stage, s, tick - s, ids, n)
-                    for s in range(P - 1)
-                    if 0 <= tick - s < K
-                ]
-                c = tick - (P - 1)
-                rows = self._stage(P - 1, c, ids, n) if 0 <= c < K else None
-                for f in futures:
-                    f.result()
-                if rows is not None:
-                    total += float(rows.sum())
-                    start = c * self.T
-                    if surprisal is not None:
-                        surprisal[start : start + rows.shape[0]] = rows
-                    if progress is not None:
-                        progress(start + rows.shape[0])
-        return total
+def _segmented_pass(model, ids, segs, W, C, surprisal, progress) -> tuple[float, int, float]:
+    """Steps 1 and 2 of the module doc. Position i means reading ids[i] and scoring ids[i+1];
+    row s reads positions q_s + tau for tau in [0, R) and scores tau >= W (row 0: all)."""
+    S, R = segs
+    P = int(ids.shape[0]) - 1  # positions
+    M = R // C  # chunks per row
+    q = np.arange(S) * (R - W)  # (S,) first position of each row
+    first = np.where(np.arange(S) == 0, 0, W)  # (S,) first scored step of each row
+    sums = np.zeros((S, M))  # nats per row and chunk, scored steps only
+    K = min(MAX_CHECKS, M - W // C)  # states kept per row after its burn-in
+    state = model.zero_state(S)
+    checks = [tuple(np.empty_like(a) for a in state) for _ in range(K + 1)]  # at W + k*C
+    if W == 0:
+        checks[0] = tuple(a.copy() for a in state)
+    done = 0
+    for m in range(M):
+        tau = m * C + np.arange(C)  # (C,)
+        pos = q[:, None] + tau[None, :]  # (S, C)
+        valid = pos < P
+        x = np.asarray(ids[np.where(valid, pos, 0)], dtype=np.intp)
+        y = np.asarray(ids[np.where(valid, pos + 1, 0)], dtype=np.intp)
+        nll, state = model.nll(x, y, state)  # (S, C)
+        scored = valid & (tau[None, :] >= first[:, None])
+        sums[:, m] = np.where(scored, nll, 0.0).sum(axis=1)
+        if surprisal is not None:
+            surprisal[pos[scored]] = nll[scored]
+        k, rest = divmod((m + 1) * C - W, C)
+        if rest == 0 and 0 <= k <= K:
+            checks[k] = tuple(a.copy() for a in state)
+        done += int(scored.sum())
+        if progress is not None:
+            progress(done)
+    exact = tuple(a[:, :1].copy() for a in state)  # row 0 ends where row 1 starts scoring
+    recomputed, worst = 0, 0.0
+    for s in range(1, S):
+        start, end = int(q[s]) + W, min(int(q[s]) + R, P)  # row s scores positions [start, end)
+        st, k = exact, 0
+        while (gap := _gap(st, checks[k], s) if k <= K else math.inf) > STATE_RTOL:
+            a = start + k * C
+            b = min(a + C, end)
+            nll, st = model.nll(*_chunk_ids(ids, a, b), st)
+            sums[s, W // C + k] = nll[0].sum()
+            if surprisal is not None:
+                surprisal[a:b] = nll[0]
+            recomputed += b - a
+            k += 1
+            if b == end:  # recomputed to the end of the segment
+                exact = st
+                break
+        else:  # the guess agrees with the carried state from here on
+            exact = tuple(a[:, s : s + 1].copy() for a in state)
+            worst = max(worst, gap)
+    return math.fsum(sums.ravel()), recomputed, worst
 
 
-def _unit_costs(cfg) -> list[float]:
-    """Rough time per character of each unit: layers 0..L-1, then the decoder.
-
-    A recurrent mat-vec (G*H*H multiply-adds) counts 1 per multiply-add; a GEMM over a chunk
-    runs about 4 times faster per multiply-add; the softmax costs a few multiply-adds per symbol.
-    """
-    G, H, V = gates(cfg.cell) * cfg.hidden, cfg.hidden, cfg.vocab_size
-    costs = []
-    for k in range(cfg.layers):
-        proj = G * cfg.embed if (k == 0 and cfg.embed) else (0 if k == 0 else G * H)
-        costs.append(G * H + proj / 4)
-    costs.append(V * H / 4 + 8 * V)
-    return costs
-
-
-def _partition(costs: list[float], stages: int) -> list[list[int]]:
-    """Cut units 0..U-1 into `stages` runs of consecutive units with the smallest largest cost."""
-    U = len(costs)
-    stages = max(1, min(stages, U))
-    best, best_cuts = math.inf, ()
-    for cuts in itertools.combinations(range(1, U), stages - 1):
-        bounds = (0, *cuts, U)
-        worst = max(sum(costs[a:b]) for a, b in itertools.pairwise(bounds))
-        if worst < best:
-            best, best_cuts = worst, cuts
-    bounds = (0, *best_cuts, U)
-    return [list(range(a, b)) for a, b in itertools.pairwise(bounds)]
+def _gap(state, stored, s: int) -> float:
+    """Largest |stored - state| / max(1, |state|) between a (L, 1, H) state and row s of a stored
+    (L, S, H) one (0.0 when they are equal)."""
+    worst = 0.0
+    for a, b in zip(state, stored, strict=True):
+        x, y = a[:, 0].astype(np.float64), b[:, s].astype(np.float64)
+        worst = max(worst, float(np.max(np.abs(y - x) / np.maximum(1.0, np.abs(x)))))
+    return worst
 
 
 # --------------------------------------------------------------------------------- texts

@@ -155,7 +155,7 @@ def test_nats_bits_and_perplexity_match_a_naive_reference(tmp_path, arch, thread
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_chunk_size_and_threads_do_not_change_the_result(tmp_path, cell):
+def test_chunk_size_and_threads_do_not_change_the_single_pass(tmp_path, cell):
     """The state is carried across chunks: any chunk size gives the same per-character nats."""
     text = TEXT * 3
     params, cfg = make_checkpoint(tmp_path / "m.npz", text, cell=cell, layers=3)
@@ -164,8 +164,8 @@ def test_chunk_size_and_threads_do_not_change_the_result(tmp_path, cell):
     nll, _ = reference(params, cfg, ids.tolist())
     for chunk in (1, 7, 64, 10_000):
         for threads in (1, 2, 4):
-            s = score_ids(model, ids, chunk=chunk, threads=threads, keep=True)
-            assert s.chars == len(text) - 1
+            s = score_ids(model, ids, chunk=chunk, threads=threads, keep=True, streams=1)
+            assert s.chars == len(text) - 1 and s.streams == 1 and s.recomputed == 0
             np.testing.assert_allclose(s.surprisal, nll, rtol=1e-5, atol=1e-5)
             assert s.total_nats == pytest.approx(nll.sum(), rel=1e-6)
 
@@ -174,11 +174,15 @@ def test_progress_reports_every_chunk_up_to_the_end(tmp_path):
     params, cfg = make_checkpoint(tmp_path / "m.npz")
     model = CharRNN.from_params(cfg, params)
     ids = np.array(ids_of(TEXT), np.uint8)
-    for threads in (1, 2):
-        seen = []
-        score_ids(model, ids, chunk=50, threads=threads, progress=seen.append)
-        assert seen == sorted(seen) and seen[-1] == len(TEXT) - 1
-        assert len(seen) == math.ceil((len(TEXT) - 1) / 50)
+    seen = []
+    score_ids(model, ids, chunk=50, streams=1, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == len(TEXT) - 1
+    assert len(seen) == math.ceil((len(TEXT) - 1) / 50)
+    seen = []
+    long = np.tile(ids, 40)
+    s = score_ids(model, long, streams=4, burn_in=64, check=64, progress=seen.append)
+    assert s.streams == 4
+    assert seen == sorted(seen) and seen[-1] == long.size - 1 and len(seen) > 3
 
 
 def test_stdin_and_a_file_give_the_same_score(tmp_path):
@@ -190,46 +194,97 @@ def test_stdin_and_a_file_give_the_same_score(tmp_path):
     assert a["nats_per_char"] == pytest.approx(b["nats_per_char"], rel=1e-12)
 
 
-@pytest.mark.parametrize("streams, burn_in", [(3, 20), (5, 7), (4, 0)])
-def test_streams_score_segments_after_a_burn_in(tmp_path, streams, burn_in):
-    """The approximate mode is what its doc says: S contiguous segments of the predictions,
-    each run from the zero state `burn_in` characters before its first scored one."""
-    text = TEXT * 2
-    params, cfg = make_checkpoint(tmp_path / "m.npz", text, cell="gru")
+# ------------------------------------------------------------------ segments, checked
+
+
+def _long_ids(n: int, vocab: int, seed: int = 5) -> np.ndarray:
+    """A text with structure (repeated words, some noise): ids of TEXT's vocabulary."""
+    rng = np.random.default_rng(seed)
+    words = [rng.integers(0, vocab, rng.integers(2, 8)) for _ in range(40)]
+    out = np.concatenate([words[i] for i in rng.integers(0, 40, n // 3)])[:n]
+    return out.astype(np.uint8)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("streams, burn_in, check", [(4, 128, 64), (7, 200, 32), (10, 512, 256)])
+def test_segments_give_the_single_pass_figure(tmp_path, cell, streams, burn_in, check):
+    """A model that forgets: every segment's guess is kept, and every character's nats agree
+    with the single pass's to float32 precision (and with the float64 reference)."""
+    params, cfg = make_checkpoint(tmp_path / "m.npz", cell=cell, scale=0.3)
     model = CharRNN.from_params(cfg, params)
-    ids = ids_of(text, text)
-    n = len(ids)
-    want = np.zeros(n - 1)
-    for s in range(streams):
-        a, b = 1 + s * (n - 1) // streams, 1 + (s + 1) * (n - 1) // streams
-        q = max(1, a - burn_in)
-        nll, _ = reference(params, cfg, ids[q - 1 : b])  # predictions q..b-1
-        want[a - 1 : b - 1] = nll[a - q :]
-    for chunk in (16, 1000):
-        got = score_ids(
-            model, np.array(ids, np.uint8), chunk=chunk, keep=True, streams=streams, burn_in=burn_in
-        )
-        assert got.streams == streams and not got.exact and got.chars == n - 1
-        np.testing.assert_allclose(got.surprisal, want, rtol=1e-5, atol=1e-5)
-        assert got.total_nats == pytest.approx(want.sum(), rel=1e-6)
+    ids = _long_ids(12_000, cfg.vocab_size)
+    one = score_ids(model, ids, keep=True, streams=1)
+    seg = score_ids(model, ids, keep=True, streams=streams, burn_in=burn_in, check=check)
+    # the fewest rows of R steps (a multiple of check) that cover the text: S or one fewer
+    assert streams - 1 <= seg.streams <= streams and seg.chars == one.chars == ids.size - 1
+    assert seg.burn_in == -(-burn_in // check) * check
+    assert seg.recomputed == 0 and 0 < seg.state_gap <= 1e-5
+    np.testing.assert_allclose(seg.surprisal, one.surprisal, rtol=2e-5, atol=2e-5)
+    assert seg.total_nats == pytest.approx(one.total_nats, rel=1e-8)
+    nll, _ = reference(params, cfg, ids[:3000].tolist())
+    np.testing.assert_allclose(seg.surprisal[:2999], nll, rtol=1e-4, atol=1e-4)
 
 
-def test_streams_through_the_cli_say_they_are_approximate(tmp_path):
-    make_checkpoint(tmp_path / "m.npz")
-    (tmp_path / "t.txt").write_text(TEXT * 3)
-    exact = json_lines(ok(run("t.txt", "-c", "m.npz", "--json")))[0]
-    assert exact["exact"] is True and exact["streams"] == 1 and exact["burn_in"] == 0
-    args = ["t.txt", "-c", "m.npz", "--streams", "4", "--burn-in", "30"]
-    approx = json_lines(ok(run(*args, "--json")))[0]
-    assert approx["exact"] is False and approx["streams"] == 4 and approx["burn_in"] == 30
-    assert approx["chars"] == exact["chars"]
-    assert approx["nats_per_char"] == pytest.approx(exact["nats_per_char"], abs=0.05)
-    assert "approximate" in ok(run(*args))
-    # a text too short for that many segments of at least burn-in characters: fewer segments
-    short = json_lines(
-        ok(run("t.txt", "-c", "m.npz", "--streams", "50", "--burn-in", "100", "--json"))
-    )
-    assert short[0]["streams"] == (len(TEXT) * 3 - 1) // 100
+def _memory_model(tmp_path, forget_bias: float):
+    """A one-layer LSTM whose cells forget at the rate set by forget_bias (a big bias: never)."""
+    params, cfg = make_checkpoint(tmp_path / "m.npz", layers=1, hidden=8, scale=0.3)
+    h = cfg.hidden
+    for name in ("bias_ih_l0", "bias_hh_l0"):
+        params[name][h : 2 * h] = forget_bias / 2  # the forget gate's two halves
+    params["weight_hh_l0"][h : 2 * h] = 0.0  # the forget gate ignores h: a fixed rate
+    params["weight_ih_l0"][h : 2 * h] = 0.0  # ... and the input
+    return CharRNN.from_params(cfg, params)
+
+
+def test_a_model_that_never_forgets_is_recomputed_not_guessed(tmp_path):
+    """Forget gate at 1: a segment's state depends on everything before it, so no guess is
+    ever kept; the whole text after segment 0 is recomputed and equals the single pass."""
+    model = _memory_model(tmp_path, forget_bias=40.0)
+    ids = _long_ids(8_000, model.config.vocab_size)
+    one = score_ids(model, ids, keep=True, streams=1)
+    seg = score_ids(model, ids, keep=True, streams=4, burn_in=128, check=64)
+    assert seg.streams == 4
+    first_segment = -(-(ids.size - 1 + 3 * 128) // 4 // 64) * 64  # R: what row 0 scores
+    assert seg.recomputed == ids.size - 1 - first_segment
+    np.testing.assert_allclose(seg.surprisal, one.surprisal, rtol=1e-6, atol=1e-6)
+    assert seg.total_nats == pytest.approx(one.total_nats, rel=1e-9)
+
+
+def test_a_model_with_a_long_memory_is_recomputed_until_the_guess_catches_up(tmp_path):
+    """Forget gate at 0.95: a guess made after 64 characters is still off, so each segment is
+    recomputed from the carried state until the guess agrees (some hundreds of characters),
+    then kept."""
+    model = _memory_model(tmp_path, forget_bias=math.log(0.95 / 0.05))
+    ids = _long_ids(40_000, model.config.vocab_size)
+    one = score_ids(model, ids, keep=True, streams=1)
+    seg = score_ids(model, ids, keep=True, streams=8, burn_in=64, check=64)
+    per_segment = seg.recomputed / 7
+    assert 64 < per_segment < 1500, seg.recomputed  # some, not all (segments are ~5,000)
+    assert 0 < seg.state_gap <= 1e-5
+    np.testing.assert_allclose(seg.surprisal, one.surprisal, rtol=2e-5, atol=2e-5)
+    assert seg.total_nats == pytest.approx(one.total_nats, rel=1e-8)
+
+
+def test_short_texts_get_the_single_pass(tmp_path):
+    params, cfg = make_checkpoint(tmp_path / "m.npz")
+    model = CharRNN.from_params(cfg, params)
+    ids = np.array(ids_of(TEXT * 3), np.uint8)
+    s = score_ids(model, ids, burn_in=1024)
+    assert s.streams == 1 and s.burn_in == 0 and s.recomputed == 0
+
+
+def test_the_cli_reports_segments_and_agrees_with_the_single_pass(tmp_path):
+    make_checkpoint(tmp_path / "m.npz", scale=0.3)
+    rng = np.random.default_rng(0)
+    letters = sorted(set(TEXT))
+    (tmp_path / "t.txt").write_text("".join(rng.choice(letters, 40_000)))
+    one = json_lines(ok(run("t.txt", "-c", "m.npz", "--json", "--streams", "1")))[0]
+    assert one["streams"] == 1 and one["burn_in"] == 0 and one["recomputed"] == 0
+    seg = json_lines(ok(run("t.txt", "-c", "m.npz", "--json", "--burn-in", "300")))[0]
+    assert seg["streams"] == 16 and seg["burn_in"] == 512  # rounded up to the 256-step grid
+    assert seg["recomputed"] == 0 and 0 < seg["state_gap"] <= 1e-5
+    assert seg["chars"] == one["chars"] == 39_999
+    assert seg["nats_per_char"] == pytest.approx(one["nats_per_char"], rel=1e-8)
 
 
 # --------------------------------------------------------------------------------- unknown chars
@@ -410,7 +465,7 @@ def test_no_checkpoint_anywhere(tmp_path):
         ["--show", "--json"],
         ["--show", "-c", "m.npz"],
         ["--threads", "-1"],
-        ["--streams", "0"],
+        ["--streams", "-1"],
         ["--burn-in", "-1"],
     ],
 )
