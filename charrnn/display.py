@@ -13,13 +13,11 @@ import json
 import math
 import sys
 import time
-from collections import deque
 from typing import IO, Any
 
 from charrnn.train import Event, format_duration
 
 LN2 = math.log(2.0)
-_BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
 def bpc(nats: float | None) -> float:
@@ -64,15 +62,6 @@ def chart(series: dict[str, list[float | None]], width: int = 60, height: int = 
     legend = "  ".join(f"{n[0]} = {n}" for n in series)
     lines.append(" " * (label_w + 2) + legend)
     return lines
-
-
-def sparkline(values: list[float], width: int = 40) -> str:
-    vals = [v for v in values[-width:] if math.isfinite(v)]
-    if not vals:
-        return ""
-    lo, hi = min(vals), max(vals)
-    span = (hi - lo) or 1.0
-    return "".join(_BLOCKS[1 + int((v - lo) / span * 7)] for v in vals)
 
 
 class PlainLog:
@@ -132,6 +121,18 @@ def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
 
+HISTORY = 4000  # chart points kept by the dashboard
+
+
+def _merge_pairs(points: list[float | None], mean: bool) -> list[float | None]:
+    """Half as many points: each pair's mean (mean=True) or its last value that is not None."""
+    out: list[float | None] = []
+    for i in range(0, len(points), 2):
+        pair = [p for p in points[i : i + 2] if p is not None]
+        out.append((sum(pair) / len(pair) if mean else pair[-1]) if pair else None)
+    return out
+
+
 class Dashboard:
     """The live view. Use as a context manager; call it with events."""
 
@@ -146,7 +147,8 @@ class Dashboard:
         self.step = 0
         self.started = time.perf_counter()
         self.last: dict[str, Any] = {}
-        self.losses: deque[float] = deque(maxlen=2000)
+        # the chart: one point per step (pairs merged when it grows past HISTORY), val loss at
+        # the point of its evaluation, None elsewhere
         self.train_hist: list[float | None] = []
         self.val_hist: list[float | None] = []
         self.sample = ""
@@ -181,10 +183,16 @@ class Dashboard:
             self.started = time.perf_counter()
         elif e.kind == "step":
             self.last.update(d)
-            self.losses.append(d["loss"])
+            self.train_hist.append(d["loss"])
+            self.val_hist.append(None)
+            if len(self.train_hist) > HISTORY:
+                self.train_hist = _merge_pairs(self.train_hist, mean=True)
+                self.val_hist = _merge_pairs(self.val_hist, mean=False)
         elif e.kind == "eval":
-            self.train_hist.append(d["train_loss"])
-            self.val_hist.append(d["val_loss"])
+            if not self.val_hist:  # an evaluation before any step (a resumed run starts so)
+                self.train_hist.append(d["train_loss"])
+                self.val_hist.append(None)
+            self.val_hist[-1] = d["val_loss"]
             self.best = d["best_val_loss"]
             self.last["val_loss"] = d["val_loss"]
             if d.get("sample"):
@@ -260,11 +268,9 @@ class Dashboard:
             bar = Table.grid(padding=(0, 1))
             bar.add_row(ProgressBar(total=1.0, completed=frac, width=50), f"{frac:6.1%}")
             parts.append(bar)
-        if self.val_hist:
+        if len(self.train_hist) > 1:
             lines = chart({"train": self.train_hist, "val": self.val_hist}, width=50, height=6)
             parts.append(Text("\n".join(lines)))
-        elif self.losses:
-            parts.append(Text("loss " + sparkline(list(self.losses), 50)))
         if self.sample:
             parts.append(Panel(Text(self.sample), title="sample", title_align="left"))
         return Panel(Group(*parts), title=self.title, title_align="left")

@@ -89,3 +89,29 @@ def test_chart_places_extremes_on_top_and_bottom_rows():
     assert grid[4][2] == "t"  # 1.0 is the minimum: bottom row, last column
     assert lines[0].startswith("3.000") and lines[4].startswith("1.000")
     assert "v = val" in lines[-1]
+
+
+def test_dashboard_charts_every_step_and_marks_evaluations():
+    """The live view's chart gets one point per step (merged in pairs past HISTORY) with the
+    val loss at the step of its evaluation, and renders both."""
+    import io
+
+    from rich.console import Console
+
+    from charrnn import display
+    from charrnn.train import Event
+
+    dash = display.Dashboard("run")
+    dash(Event("start", 0, {"total_steps": 10_000}))
+    n = display.HISTORY + 2
+    for step in range(1, n + 1):
+        dash(Event("step", step, {"loss": 4.0 - step / n, "lr": 1e-3, "epoch": 0.1}))
+        if step % 1000 == 0:
+            dash(Event("eval", step, {"train_loss": 3.0, "val_loss": 3.5, "best_val_loss": 3.5}))
+    assert len(dash.train_hist) == len(dash.val_hist) == n // 2 + 1
+    assert sum(v is not None for v in dash.val_hist) == 4  # evals at 1000..4000, none lost
+    assert dash.train_hist[0] == pytest.approx(4.0 - 1.5 / n)  # the mean of steps 1 and 2
+    out = io.StringIO()
+    Console(file=out, width=100).print(dash.render())
+    text = out.getvalue()
+    assert "t = train  v = val" in text and "3.500" in text  # val loss tops the y axis
