@@ -13,7 +13,10 @@ The encoded corpus is cached under a key made of the content's sha256 and the de
 with its vocabulary beside it. A small index maps (path, size, mtime_ns, inode) to that key so a
 warm load does not even reread the file; a changed file misses the index, is rehashed, and gets a
 new key. Every cache file is written to a temporary name and renamed, so an interrupted build never
-leaves a bad entry; the JSON metadata is written last and marks an entry complete.
+leaves a bad entry; the JSON metadata is written last and marks an entry complete. Opening an
+entry touches its metadata; after a build, the entries used longest ago are deleted while the
+cache holds more than CACHE_BYTES (never the one just built). An entry deleted while another
+process has it mapped stays readable there (POSIX keeps an unlinked file alive until unmapped).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ CHUNK_BYTES = 1 << 22  # raw bytes read and decoded at a time (4 MiB)
 CACHE_VERSION = 1  # bump when the layout of a cache entry changes
 ERRORS = ("strict", "replace", "ignore")
 INDEX_ENTRIES = 256  # (path, size, mtime) records kept in the index
+CACHE_BYTES = 4 << 30  # entries used longest ago are deleted past this total
 RACY_NS = 2_000_000_000  # files modified this recently are rehashed, not trusted by mtime
 STDIN = "-"
 _BOM = "\ufeff"
@@ -172,6 +176,7 @@ def _load(given, srcs, name, enc, errors, cache, chunk_bytes) -> Corpus:
         corpus = _open_entry(cache, key, given, name)
         if corpus is None:  # pragma: no cover - the entry we just wrote is unreadable
             raise CorpusError(f"{name}: could not read back the encoded corpus in {cache}")
+        _evict(cache, key, CACHE_BYTES)
     if index_key:
         _index_store(cache, index_key, key)
     return corpus
@@ -402,7 +407,33 @@ def _open_entry(cache: Path, key: str, given: list[str], name: str) -> Corpus | 
         if isinstance(e, (KeyboardInterrupt, SystemExit)):  # pragma: no cover
             raise
         return None
+    with suppress(OSError):
+        os.utime(meta_path)  # last used: eviction keeps recently used entries
     return Corpus(name, list(given), vocab, ids, fingerprint, ids_path)
+
+
+def _evict(cache: Path, keep: str, limit: int) -> None:
+    """Delete the entries used longest ago (by their metadata's mtime) while the entries total
+    more than `limit` bytes; never `keep`. Best effort: what cannot be read or deleted stays."""
+    entries = []
+    for meta in cache.glob("*.json"):
+        key = meta.name[: -len(".json")]
+        if meta.name == "index.json" or not key.isalnum():
+            continue
+        files = _paths(cache, key)
+        with suppress(OSError):
+            size = sum(f.stat().st_size for f in files if f.exists())
+            entries.append((meta.stat().st_mtime, key, size, files))
+    total = sum(e[2] for e in entries)
+    for _, key, size, files in sorted(entries):
+        if total <= limit:
+            break
+        if key == keep:
+            continue
+        for f in (files[2], files[0], files[1]):  # the metadata first: the entry is incomplete
+            with suppress(OSError):
+                f.unlink()
+        total -= size
 
 
 def _build_entry(

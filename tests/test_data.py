@@ -302,6 +302,29 @@ def test_cache_reused_then_rebuilt_when_the_file_changes(tmp_path, cache, monkey
     assert_corpus_is(third, "HELLO world\n")
 
 
+def test_cache_deletes_the_entries_used_longest_ago_past_its_limit(tmp_path, cache, monkeypatch):
+    """Three entries of ~3.5 kB and an 8 kB limit: building the third deletes the one used
+    longest ago (b: built after a, but a was opened again since), all its files; a corpus still
+    open stays readable after its entry is deleted."""
+    from charrnn import corpus as C
+
+    monkeypatch.setattr(C, "CACHE_BYTES", 8_000)
+    files = [write(tmp_path / f"{n}.txt", n * 3_000) for n in "abc"]
+    a = load([files[0]], cache)
+    b = load([files[1]], cache)
+    for when, corpus in enumerate((a, b), 1):  # a used longest ago, then b
+        meta = corpus.cache_path.with_name(corpus.cache_path.name.replace(".ids.npy", ".json"))
+        os.utime(meta, (when, when))
+    a_again = load([files[0]], cache)  # a is used again: b is now the one used longest ago
+    c = load([files[2]], cache)
+    assert a_again.cache_path.exists() and c.cache_path.exists()
+    assert not b.cache_path.exists()  # evicted, all three of its files
+    assert len(list(cache.glob("*.ids.npy"))) == len(list(cache.glob("*.vocab.npy"))) == 2
+    assert len([p for p in cache.glob("*.json") if p.name != "index.json"]) == 2
+    assert b.text() == "b" * 3_000  # still mapped: readable
+    assert_corpus_is(load([files[1]], cache), "b" * 3_000)  # and simply rebuilt when asked
+
+
 def test_touched_but_unchanged_file_is_rehashed_not_rebuilt(tmp_path, cache, monkeypatch):
     hashes, scans = count_calls(monkeypatch, "_hash_sources"), count_calls(monkeypatch, "_scan")
     f = write(tmp_path / "c.txt", "same text\n")
