@@ -100,7 +100,7 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
     out: list = []
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
-    head.add_column()
+    head.add_column(overflow="fold")  # never an ellipsis: every symbol is shown
     title = info["name"] or "(unnamed)"
     head.add_row("checkpoint", f"{info['path']}  [{title}, {info['kind'] or '?'}]")
     head.add_row(
@@ -132,7 +132,7 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
 
     train = Table.grid(padding=(0, 2))
     train.add_column(style="bold")
-    train.add_column()
+    train.add_column(overflow="fold")
     epoch = info["epoch"]
     train.add_row(
         "step", f"{fmt(info['step'])}  (epoch {'—' if epoch is None else f'{epoch:.2f}'})"

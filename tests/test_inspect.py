@@ -116,6 +116,18 @@ def test_terminal_view_shows_the_parts_and_the_chart(tmp_path):
     assert "3.100" in out and "2.200" in out  # the chart's y axis: max and min of the losses
 
 
+@pytest.mark.parametrize("width", ["61", "80", "200"])
+def test_a_vocabulary_of_wide_characters_is_shown_whole(tmp_path, monkeypatch, width):
+    """CJK and emoji take two columns each: wrapped, never cut with an ellipsis."""
+    text = "天地玄黃，宇宙洪荒。日月盈昃，辰宿列張。寒來暑往，秋收冬藏。閏餘成歲 🖤🐍 abc\n" * 2
+    make_checkpoint(tmp_path / "w.npz", text)
+    monkeypatch.setenv("COLUMNS", width)
+    out = ok(run("w.npz"))
+    assert "…" not in out
+    for ch in set(text) - {" ", "\n"}:
+        assert ch in out, ch
+
+
 def test_a_checkpoint_without_training_meta_still_shows(tmp_path):
     make_checkpoint(tmp_path / "bare.npz", meta={})
     out = ok(run("bare.npz"))
