@@ -282,6 +282,5 @@ def _show(ids, vocab, surprisal, record) -> None:
         f"   mean {_fmt(record['bits_per_char'], '.4f')} bits/char over "
         f"{record['chars']:,} characters (the first, dim, is context)"
     )
-    console = Console(soft_wrap=True)
-    console.print(text, end="")
-    console.print(legend)
+    Console(soft_wrap=True).print(text, end="")  # the text as it is: the terminal wraps it
+    Console().print(legend)  # wrapped between words
