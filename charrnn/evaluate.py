@@ -113,7 +113,8 @@ def score_ids(
     segments scored side by side (0: 8 per core, at least 16; 1: the plain single pass; fewer
     when the text is short); burn_in: characters each segment reads before its first score;
     check: steps per call of the segmented pass and between its stored states (burn_in is
-    rounded up to a multiple of it). The result does not depend on any of these but keep.
+    rounded up to a multiple of it). Whatever these are, the figure is the single pass's to
+    float32 precision (see the module doc).
     """
     if chunk < 1 or check < 1:
         raise UsageError(f"chunk and check must be at least 1, got {chunk}, {check}")
