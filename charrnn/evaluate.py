@@ -15,13 +15,16 @@ pass carries into it:
 1. Segment 0 starts at the text's start from the zero state, as the single pass does. Every
    other segment starts `burn_in` characters before its first scored one, from the zero state,
    and reads those unscored: a guess of the state at its start.
-2. Then, segment by segment, the state carried to the start of segment s (the end state of
-   segment s-1) is compared with segment s's guess. If every h (and c) value agrees within
-   STATE_RTOL (1e-5 relative: a few dozen float32 roundings), segment s is kept. If not, it is
-   recomputed from the carried state, one character at a time (`check` characters per call),
-   comparing with the guess's states stored every `check` characters; from the first that
-   agrees on, the guess is kept. `Score.recomputed` counts the characters recomputed and
-   `Score.state_gap` the largest relative gap accepted.
+2. Then the state carried to the start of each segment s (the end state of segment s-1) is
+   compared with segment s's guess. If every h (and c) value agrees within STATE_RTOL (1e-5
+   relative: a few dozen float32 roundings), segment s is kept. If not, it is recomputed from
+   the carried state, `check` characters at a time, comparing with the guess's states stored
+   every `check` characters; from the first that agrees on, the guess is kept. All segments
+   are checked together as one batch, each assuming the one before it keeps its guess (its
+   row's end state is then what it carries on); a segment after one that had to be
+   recomputed to its very end is checked again, alone, from the state that one really ends
+   in. `Score.recomputed` counts the characters recomputed and `Score.state_gap` the largest
+   relative gap accepted.
 
 Why a tolerance and not equality: two float32 runs of a trained LSTM from different states come
 within a few roundings of each other and then stay there, never bit for bit equal (rounding
@@ -37,7 +40,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -210,27 +213,90 @@ def _segmented_pass(model, ids, segs, W, C, surprisal, progress) -> tuple[float,
         done += int(scored.sum())
         if progress is not None:
             progress(done)
-    exact = tuple(a[:, :1].copy() for a in state)  # row 0 ends where row 1 starts scoring
+    geo = _Rows(ids, q, W, C, R, P, K, checks)
+    ends = [tuple(a[:, s : s + 1].copy() for a in state) for s in range(S)]  # each row's end
+    # every segment's check at once, assuming the segment before it keeps its guess (then the
+    # state it carries is its row's end); a segment after one recomputed to its very end is
+    # done again below from the state that one really ends in
+    first_try = _recheck(model, geo, list(range(1, S)), ends[:-1])
     recomputed, worst = 0, 0.0
+    carried_ok = True  # the state carried into segment s is the one first_try assumed
     for s in range(1, S):
-        start, end = int(q[s]) + W, min(int(q[s]) + R, P)  # row s scores positions [start, end)
-        st, k = exact, 0
-        while (gap := _gap(st, checks[k], s) if k <= K else math.inf) > STATE_RTOL:
-            a = start + k * C
-            b = min(a + C, end)
-            nll, st = model.nll(*_chunk_ids(ids, a, b), st)
-            sums[s, W // C + k] = nll[0].sum()
+        r = first_try[s - 1] if carried_ok else _recheck(model, geo, [s], [ends[s - 1]])[0]
+        for m, a, nll in r.chunks:
+            sums[s, m] = nll.sum()
             if surprisal is not None:
-                surprisal[a:b] = nll[0]
-            recomputed += b - a
-            k += 1
-            if b == end:  # recomputed to the end of the segment
-                exact = st
-                break
-        else:  # the guess agrees with the carried state from here on
-            exact = tuple(a[:, s : s + 1].copy() for a in state)
-            worst = max(worst, gap)
+                surprisal[a : a + nll.size] = nll
+            recomputed += nll.size
+        if r.end is None:  # the guess was kept from some check on: row s's own end stands
+            worst = max(worst, r.gap)
+            carried_ok = True
+        else:
+            ends[s] = r.end
+            carried_ok = False
     return math.fsum(sums.ravel()), recomputed, worst
+
+
+@dataclass
+class _Rows:
+    """Where the rows of a segmented pass lie, and their stored states (see _segmented_pass)."""
+
+    ids: np.ndarray
+    q: np.ndarray  # (S,) first position each row reads
+    W: int
+    C: int
+    R: int
+    P: int
+    K: int
+    checks: list  # K + 1 states (L, S, H) each: every row's after W + k*C steps
+
+
+@dataclass
+class _Check:
+    """What checking one segment found: the chunks recomputed (chunk index, first position,
+    nats), its end state if it was recomputed to the end (else its guess was kept), the gap."""
+
+    chunks: list = field(default_factory=list)
+    end: tuple | None = None
+    gap: float = 0.0
+
+
+def _recheck(model, g: _Rows, rows: list[int], carried: list) -> list[_Check]:
+    """Check segments `rows` against the states carried into them ((L, 1, H) tuples), all as
+    one batch: at each stored state k, a row that agrees is done (its guess is kept from
+    there); the others are recomputed one chunk further from the carried state."""
+    out = [_Check() for _ in rows]
+    st = tuple(np.concatenate(parts, axis=1) for parts in zip(*carried, strict=True))
+    active = list(range(len(rows)))
+    k = 0
+    while active:
+        still = []
+        for j in active:
+            row = tuple(a[:, j : j + 1] for a in st)
+            gap = _gap(row, g.checks[k], rows[j]) if k <= g.K else math.inf
+            if gap <= STATE_RTOL:
+                out[j].gap = gap
+            else:
+                still.append(j)
+        active = still
+        if not active:
+            break
+        start = g.q[[rows[j] for j in active]] + g.W + k * g.C  # (A,)
+        end = np.minimum(g.q[[rows[j] for j in active]] + g.R, g.P)  # (A,)
+        pos = start[:, None] + np.arange(g.C)[None, :]  # (A, C)
+        valid = pos < end[:, None]
+        x = np.asarray(g.ids[np.where(valid, pos, 0)], dtype=np.intp)
+        y = np.asarray(g.ids[np.where(valid, pos + 1, 0)], dtype=np.intp)
+        nll, new = model.nll(x, y, tuple(a[:, active] for a in st))
+        for a, b in zip(st, new, strict=True):
+            a[:, active] = b
+        for i, j in enumerate(active):
+            out[j].chunks.append((g.W // g.C + k, int(start[i]), nll[i][valid[i]]))
+            if end[i] <= start[i] + g.C:  # recomputed to the segment's end
+                out[j].end = tuple(a[:, j : j + 1].copy() for a in st)
+        active = [j for j in active if out[j].end is None]
+        k += 1
+    return out
 
 
 def _gap(state, stored, s: int) -> float:
