@@ -55,6 +55,7 @@ DEFAULT_CHUNK = 2048  # steps per model call of the single pass
 DEFAULT_BURN_IN = 1024  # characters each segment but the first reads before it is scored
 DEFAULT_CHECK = 256  # steps per call of the segmented pass, and between stored states
 MAX_CHECKS = 64  # stored states per segment after its burn-in
+GROUP_ROWS = 8  # rows per core, at least, in the segmented pass
 STATE_RTOL = 1e-5  # a guess is kept when |guess - carried| <= STATE_RTOL * max(1, |carried|)
 
 
@@ -183,37 +184,42 @@ def _plain_pass(model, ids, chunk, surprisal, progress) -> float:
 
 def _segmented_pass(model, ids, segs, W, C, surprisal, progress) -> tuple[float, int, float]:
     """Steps 1 and 2 of the module doc. Position i means reading ids[i] and scoring ids[i+1];
-    row s reads positions q_s + tau for tau in [0, R) and scores tau >= W (row 0: all)."""
+    row s reads positions q_s + tau for tau in [0, R) and scores tau >= W (row 0: all).
+
+    Step 1 runs the rows in groups, one per core, each group start to end on its own copy of
+    the model (no meeting between cores per call)."""
     S, R = segs
     P = int(ids.shape[0]) - 1  # positions
     M = R // C  # chunks per row
     q = np.arange(S) * (R - W)  # (S,) first position of each row
-    first = np.where(np.arange(S) == 0, 0, W)  # (S,) first scored step of each row
     sums = np.zeros((S, M))  # nats per row and chunk, scored steps only
     K = min(MAX_CHECKS, M - W // C)  # states kept per row after its burn-in
-    state = model.zero_state(S)
+    state = model.zero_state(S)  # becomes each row's end state
     checks = [tuple(np.empty_like(a) for a in state) for _ in range(K + 1)]  # at W + k*C
-    if W == 0:
-        checks[0] = tuple(a.copy() for a in state)
-    done = 0
-    for m in range(M):
-        tau = m * C + np.arange(C)  # (C,)
-        pos = q[:, None] + tau[None, :]  # (S, C)
-        valid = pos < P
-        x = np.asarray(ids[np.where(valid, pos, 0)], dtype=np.intp)
-        y = np.asarray(ids[np.where(valid, pos + 1, 0)], dtype=np.intp)
-        nll, state = model.nll(x, y, state)  # (S, C)
-        scored = valid & (tau[None, :] >= first[:, None])
-        sums[:, m] = np.where(scored, nll, 0.0).sum(axis=1)
-        if surprisal is not None:
-            surprisal[pos[scored]] = nll[scored]
-        k, rest = divmod((m + 1) * C - W, C)
-        if rest == 0 and 0 <= k <= K:
-            checks[k] = tuple(a.copy() for a in state)
-        done += int(scored.sum())
-        if progress is not None:
-            progress(done)
     geo = _Rows(ids, q, W, C, R, P, K, checks)
+    groups = min(model.threads, S // GROUP_ROWS) or 1
+    bounds = [g * S // groups for g in range(groups + 1)]
+    done = [0] * groups  # characters scored by each group so far
+    if groups == 1:
+        _guess(model, geo, slice(0, S), sums, state, surprisal, done, 0, progress)
+    else:
+        from concurrent.futures import ThreadPoolExecutor, wait
+
+        copies = [model.copy(threads=1) for _ in range(groups)]
+        copies[0].nll(np.zeros((1, 1), np.intp), np.zeros((1, 1), np.intp))  # BLAS set up here
+        with ThreadPoolExecutor(groups, thread_name_prefix="eval") as pool:
+            futures = [
+                pool.submit(_guess, copies[g], geo, slice(bounds[g], bounds[g + 1]), sums,
+                            state, surprisal, done, g, None)
+                for g in range(groups)
+            ]  # fmt: skip
+            while wait(futures, timeout=0.2).not_done:
+                if progress is not None:
+                    progress(sum(done))
+            for f in futures:
+                f.result()
+        if progress is not None:
+            progress(sum(done))
     ends = [tuple(a[:, s : s + 1].copy() for a in state) for s in range(S)]  # each row's end
     # every segment's check at once, assuming the segment before it keeps its guess (then the
     # state it carries is its row's end); a segment after one recomputed to its very end is
@@ -235,6 +241,38 @@ def _segmented_pass(model, ids, segs, W, C, surprisal, progress) -> tuple[float,
             ends[s] = r.end
             carried_ok = False
     return math.fsum(sums.ravel()), recomputed, worst
+
+
+def _guess(model, g: _Rows, rows: slice, sums, ends, surprisal, done, group, progress) -> None:
+    """Step 1 for rows `rows`: read them chunk by chunk from the zero state, writing their
+    nats into sums (and surprisal), their states at each check into g.checks and their end
+    states into ends; done[group] counts the characters scored."""
+    q = g.q[rows]  # (B,)
+    first = np.where(np.arange(rows.start, rows.stop) == 0, 0, g.W)  # (B,) first scored step
+    state = model.zero_state(q.size)
+    if g.W == 0:
+        for a, b in zip(g.checks[0], state, strict=True):
+            a[:, rows] = b
+    for m in range(g.R // g.C):
+        tau = m * g.C + np.arange(g.C)  # (C,)
+        pos = q[:, None] + tau[None, :]  # (B, C)
+        valid = pos < g.P
+        x = np.asarray(g.ids[np.where(valid, pos, 0)], dtype=np.intp)
+        y = np.asarray(g.ids[np.where(valid, pos + 1, 0)], dtype=np.intp)
+        nll, state = model.nll(x, y, state)  # (B, C)
+        scored = valid & (tau[None, :] >= first[:, None])
+        sums[rows, m] = np.where(scored, nll, 0.0).sum(axis=1)
+        if surprisal is not None:
+            surprisal[pos[scored]] = nll[scored]
+        k, rest = divmod((m + 1) * g.C - g.W, g.C)
+        if rest == 0 and 0 <= k <= g.K:
+            for a, b in zip(g.checks[k], state, strict=True):
+                a[:, rows] = b
+        done[group] += int(scored.sum())
+        if progress is not None:
+            progress(done[group])
+    for a, b in zip(ends, state, strict=True):
+        a[:, rows] = b
 
 
 @dataclass

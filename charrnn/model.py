@@ -235,6 +235,13 @@ class CharRNN:
             model.params[name][...] = value
         return model
 
+    def copy(self, threads: int = 0) -> CharRNN:
+        """An independent model with the same weights (its own buffers: one per thread when
+        several threads run models side by side), using `threads` cores per call."""
+        twin = CharRNN.from_params(self.config, self.params, self.dtype)
+        twin.set_threads(threads)
+        return twin
+
     # -- threads
 
     @property

@@ -294,3 +294,15 @@ def test_threads_deterministic_and_consistent(cell):
     for p, q in zip(one.state, two.state, strict=True):
         np.testing.assert_allclose(p, q, rtol=0, atol=1e-6)
     model.set_threads(1)
+
+
+def test_copy_has_the_same_weights_in_buffers_of_its_own():
+    cfg = ModelConfig(cell="gru", vocab_size=7, hidden=5, layers=2)
+    model = CharRNN.create(cfg, np.random.default_rng(0))
+    twin = model.copy(threads=1)
+    assert twin.threads == 1 and twin.config == model.config
+    np.testing.assert_array_equal(twin.flat, model.flat)
+    x = np.array([[1, 2, 3, 4]])
+    np.testing.assert_array_equal(twin.nll(x, x)[0], model.nll(x, x)[0])
+    twin.flat[:] = 0.0
+    assert np.abs(model.flat).sum() > 0  # the original is untouched
