@@ -38,6 +38,7 @@ rather than guessed. `streams=1` runs the single pass itself (one core).
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -200,24 +201,29 @@ def _segmented_pass(model, ids, segs, W, C, surprisal, progress) -> tuple[float,
     groups = min(model.threads, S // GROUP_ROWS) or 1
     bounds = [g * S // groups for g in range(groups + 1)]
     done = [0] * groups  # characters scored by each group so far
+    stop = threading.Event()  # set: the groups return at their next chunk (Ctrl-C)
     if groups == 1:
-        _guess(model, geo, slice(0, S), sums, state, surprisal, done, 0, progress)
+        _guess(model, geo, slice(0, S), sums, state, surprisal, done, 0, progress, stop)
     else:
         from concurrent.futures import ThreadPoolExecutor, wait
 
         copies = [model.copy(threads=1) for _ in range(groups)]
         copies[0].nll(np.zeros((1, 1), np.intp), np.zeros((1, 1), np.intp))  # BLAS set up here
         with ThreadPoolExecutor(groups, thread_name_prefix="eval") as pool:
-            futures = [
-                pool.submit(_guess, copies[g], geo, slice(bounds[g], bounds[g + 1]), sums,
-                            state, surprisal, done, g, None)
-                for g in range(groups)
-            ]  # fmt: skip
-            while wait(futures, timeout=0.2).not_done:
-                if progress is not None:
-                    progress(sum(done))
-            for f in futures:
-                f.result()
+            try:
+                futures = [
+                    pool.submit(_guess, copies[g], geo, slice(bounds[g], bounds[g + 1]), sums,
+                                state, surprisal, done, g, None, stop)
+                    for g in range(groups)
+                ]  # fmt: skip
+                while wait(futures, timeout=0.2).not_done:
+                    if progress is not None:
+                        progress(sum(done))
+                for f in futures:
+                    f.result()
+            except BaseException:
+                stop.set()
+                raise
         if progress is not None:
             progress(sum(done))
     ends = [tuple(a[:, s : s + 1].copy() for a in state) for s in range(S)]  # each row's end
@@ -243,10 +249,11 @@ def _segmented_pass(model, ids, segs, W, C, surprisal, progress) -> tuple[float,
     return math.fsum(sums.ravel()), recomputed, worst
 
 
-def _guess(model, g: _Rows, rows: slice, sums, ends, surprisal, done, group, progress) -> None:
+def _guess(model, g: _Rows, rows: slice, sums, ends, surprisal, done, group, progress, stop):
     """Step 1 for rows `rows`: read them chunk by chunk from the zero state, writing their
     nats into sums (and surprisal), their states at each check into g.checks and their end
-    states into ends; done[group] counts the characters scored."""
+    states into ends; done[group] counts the characters scored. Returns early once `stop`
+    (a threading.Event) is set."""
     q = g.q[rows]  # (B,)
     first = np.where(np.arange(rows.start, rows.stop) == 0, 0, g.W)  # (B,) first scored step
     state = model.zero_state(q.size)
@@ -254,6 +261,8 @@ def _guess(model, g: _Rows, rows: slice, sums, ends, surprisal, done, group, pro
         for a, b in zip(g.checks[0], state, strict=True):
             a[:, rows] = b
     for m in range(g.R // g.C):
+        if stop.is_set():
+            return
         tau = m * g.C + np.arange(g.C)  # (C,)
         pos = q[:, None] + tau[None, :]  # (B, C)
         valid = pos < g.P
