@@ -491,3 +491,39 @@ def test_missing_text_file(tmp_path):
 def test_help_has_an_example():
     out = ok(run("--help"))
     assert "Example" in out and "charrnn eval" in out
+
+
+def test_an_interrupted_segmented_pass_stops_its_row_groups(tmp_path, monkeypatch):
+    """A KeyboardInterrupt while the per-core groups run: it reaches the caller, and the groups
+    stop at their next chunk instead of finishing the text."""
+    import time
+
+    from charrnn import evaluate as ev
+
+    params, cfg = make_checkpoint(tmp_path / "m.npz", scale=0.3)
+    model = CharRNN.from_params(cfg, params)
+    ids = _long_ids(60_000, cfg.vocab_size)
+    chunks = []
+    guess = ev._guess
+
+    def counting(model, g, rows, *rest):
+        real_nll = model.nll
+
+        def nll(*a, **k):
+            chunks.append(rows.start)
+            time.sleep(0.01)  # a bigger model's pace: the whole pass takes about a second
+            return real_nll(*a, **k)
+
+        model.nll = nll
+        return guess(model, g, rows, *rest)
+
+    def interrupt(done):
+        if done > 2_000:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ev, "_guess", counting)
+    with pytest.raises(KeyboardInterrupt):
+        score_ids(model, ids, streams=16, burn_in=256, check=64, threads=2, progress=interrupt)
+    S, R = ev._segments(ids.size - 1, 16, 256, 64)
+    total = 2 * R // 64  # calls of both groups had they run to the end
+    assert S == 16 and 0 < len(chunks) < 0.8 * total
