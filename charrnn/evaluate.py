@@ -160,6 +160,14 @@ def _segments(steps: int, streams: int, burn_in: int, check: int) -> tuple[int, 
     return None
 
 
+def _read(ids: np.ndarray, pos: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x = ids[pos], y = ids[pos + 1] as intp arrays shaped like pos; where not valid (past a
+    row's end), any id: those steps are not scored."""
+    x = np.asarray(ids[np.where(valid, pos, 0)], dtype=np.intp)
+    y = np.asarray(ids[np.where(valid, pos + 1, 0)], dtype=np.intp)
+    return x, y
+
+
 def _chunk_ids(ids: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     """x = ids[start:stop], y = ids[start+1:stop+1] as (1, t) intp."""
     x = np.asarray(ids[start:stop], dtype=np.intp)[None]
@@ -266,8 +274,7 @@ def _guess(model, g: _Rows, rows: slice, sums, ends, surprisal, done, group, pro
         tau = m * g.C + np.arange(g.C)  # (C,)
         pos = q[:, None] + tau[None, :]  # (B, C)
         valid = pos < g.P
-        x = np.asarray(g.ids[np.where(valid, pos, 0)], dtype=np.intp)
-        y = np.asarray(g.ids[np.where(valid, pos + 1, 0)], dtype=np.intp)
+        x, y = _read(g.ids, pos, valid)
         nll, state = model.nll(x, y, state)  # (B, C)
         scored = valid & (tau[None, :] >= first[:, None])
         sums[rows, m] = np.where(scored, nll, 0.0).sum(axis=1)
@@ -332,8 +339,7 @@ def _recheck(model, g: _Rows, rows: list[int], carried: list) -> list[_Check]:
         end = np.minimum(g.q[[rows[j] for j in active]] + g.R, g.P)  # (A,)
         pos = start[:, None] + np.arange(g.C)[None, :]  # (A, C)
         valid = pos < end[:, None]
-        x = np.asarray(g.ids[np.where(valid, pos, 0)], dtype=np.intp)
-        y = np.asarray(g.ids[np.where(valid, pos + 1, 0)], dtype=np.intp)
+        x, y = _read(g.ids, pos, valid)
         nll, new = model.nll(x, y, tuple(a[:, active] for a in st))
         for a, b in zip(st, new, strict=True):
             a[:, active] = b
