@@ -280,7 +280,7 @@ class CharRNN:
         B, T = x.shape
         state = self._state(state, B)
         masks = self._masks(masks, rng, B, T)
-        prep = self._prepare(x.size)
+        prep = self._prepare(x.size, backward=True)
         grad = np.empty(self.flat.size, self.dtype)
         grads = _views(grad, self.shapes)
         final = tuple(np.empty_like(s) for s in state)
@@ -296,7 +296,7 @@ class CharRNN:
             w, g = works[i], shard_grads[i]
             sl = slice(b0, b1)
             m = [np.ascontiguousarray(mk[sl].transpose(1, 0, 2)) for mk in masks] if masks else None
-            self._forward_shard(w, prep, x_tb[:, sl], state, sl, m, final)
+            self._forward_shard(w, prep, x_tb[:, sl], state, sl, m, final, keep=True)
             loss = loss_k.xent_backward(w.logits, _flat_ids(y_tb[:, sl]), scale)
             self._backward_shard(w, prep, x_tb[:, sl], m, g, dstate, sl)
             return loss
@@ -353,7 +353,7 @@ class CharRNN:
         shard's chunk; returns the final state."""
         B, T = x.shape
         step = max(1, min(T, INFER_ROWS // B))
-        prep = self._prepare(B * step)
+        prep = self._prepare(B * step, backward=False)
         x_tb = np.ascontiguousarray(x.T)
         bounds = self._shards(B)
         for t0 in range(0, T, step):
@@ -368,7 +368,7 @@ class CharRNN:
             def run(i: int, ts=ts, state=state, final=final, works=works) -> float:
                 sl = slice(bounds[i], bounds[i + 1])
                 w = works[i]
-                self._forward_shard(w, prep, x_tb[ts, sl], state, sl, None, final)
+                self._forward_shard(w, prep, x_tb[ts, sl], state, sl, None, final, keep=False)
                 collect(w, sl, ts)
                 return 0.0
 
@@ -462,16 +462,18 @@ class CharRNN:
             self._work[key] = w
         return w
 
-    def _prepare(self, rows: int) -> _Prepared:
+    def _prepare(self, rows: int, backward: bool) -> _Prepared:
         """Derived weights for a call over `rows` = B*T characters (one-hot input reads
-        weight_ih_l0's columns directly when there are fewer rows than the vocabulary)."""
+        weight_ih_l0's columns directly when there are fewer rows than the vocabulary);
+        the packed weight_hh for the backward pass only when `backward`."""
         cfg, p = self.config, self.params
         h = cfg.hidden
         whh_t, whh, bias, bhn = [], [], [], []
         for k in range(cfg.layers):
             w = p[f"weight_hh_l{k}"]
             whh_t.append(_packed(w, transposed=True))
-            whh.append(_packed(w))
+            if backward:
+                whh.append(_packed(w))
             b_ih, b_hh = p[f"bias_ih_l{k}"], p[f"bias_hh_l{k}"]
             if cfg.cell == "gru":
                 b = b_ih.copy()
@@ -487,8 +489,9 @@ class CharRNN:
             lk.onehot_table(w0, bias[0], table)
         return _Prepared(whh_t, whh, bias, bhn, table)
 
-    def _forward_shard(self, w: _Work, prep: _Prepared, x_tb, state, sl, masks, final) -> None:
-        """Forward pass of one shard: fills w.xg/hs/(cs, tcs | hn) and w.logits (N, V)."""
+    def _forward_shard(self, w: _Work, prep, x_tb, state, sl, masks, final, keep) -> None:
+        """Forward pass of one shard: fills w.hs and w.logits (N, V), and when `keep` (a
+        backward pass follows) what it needs: w.xg (activations), w.cs/tcs or w.hn."""
         cfg, p = self.config, self.params
         T, bs = x_tb.shape
         N = T * bs
@@ -513,12 +516,18 @@ class CharRNN:
                 lk.project(inp, p[f"weight_ih_l{k}"], prep.bias[k], xg2)
             hs = w.hs[k]
             hs[0] = state[0][k, sl]
-            if cfg.cell == "lstm":
+            if cfg.cell == "lstm" and keep:
                 w.cs[k][0] = state[1][k, sl]
                 lstm_k.forward(xg, prep.whh_t[k], hs, w.cs[k], w.tcs[k])
                 final[1][k, sl] = w.cs[k][T]
-            elif cfg.cell == "gru":
+            elif cfg.cell == "lstm":
+                c = final[1][k, sl]  # (bs, H), contiguous
+                c[...] = state[1][k, sl]
+                lstm_k.infer(xg, prep.whh_t[k], hs, c)
+            elif cfg.cell == "gru" and keep:
                 gru_k.forward(xg, prep.whh_t[k], prep.bhn[k], hs, w.hn[k], w.hg)
+            elif cfg.cell == "gru":
+                gru_k.infer(xg, prep.whh_t[k], prep.bhn[k], hs, w.hg)
             else:
                 rnn_k.forward(xg, prep.whh_t[k], hs, relu)
             final[0][k, sl] = hs[T]

@@ -98,6 +98,9 @@ def test_forward_matches_reference(cell, nl, layers, embed, dtype):
     assert res.loss == pytest.approx(nll.mean(), abs=tol * 10)
     for a, b in zip(res.state, final, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=tol)
+    # the inference kernels (forward, nll) keep nothing for backward but give training's bits
+    assert all(np.array_equal(a, b) for a, b in zip(res.state, fr.state, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(st, fr.state, strict=True))
     # the state passed in is not modified, and the returned state is fresh
     assert all(np.array_equal(a, b) for a, b in zip(state, kept, strict=True))
     assert not any(np.shares_memory(a, b) for a, b in zip(res.state, fr.state, strict=True))

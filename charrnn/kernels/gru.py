@@ -53,6 +53,37 @@ def forward(xg, whh_t, bhn, hs, hn, hg):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def infer(xg, whh_t, bhn, hs, hg):
+    """`forward` for scoring and sampling: the same h, keeping nothing for a backward pass.
+
+    xg (T, B, 3H): x W_ih^T + b_ih + [b_hr, b_hz, 0] (read only).
+    whh_t, bhn, hs, hg: as in `forward`.
+    """
+    T, B, G = xg.shape
+    H = G // 3
+    one = xg.dtype.type(1)
+    rb = np.empty(H, xg.dtype)  # local rows: see lstm.forward
+    zb = np.empty(H, xg.dtype)
+    hb = np.empty(H, xg.dtype)
+    for t in range(T):
+        mm_packed(hs[t], whh_t, hg, 0)
+        for b in range(B):
+            ab = xg[t, b]
+            gb = hg[b]
+            hp = hs[t, b]
+            for j in range(H):
+                rb[j] = sigmoid(ab[j] + gb[j])
+                zb[j] = sigmoid(ab[H + j] + gb[H + j])
+            for j in range(H):
+                n = tanh(ab[2 * H + j] + rb[j] * (gb[2 * H + j] + bhn[j]))
+                z = zb[j]
+                hb[j] = (one - z) * n + z * hp[j]
+            out_h = hs[t + 1, b]
+            for j in range(H):
+                out_h[j] = hb[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def backward(act, dgh, whh, hs, hn, dhs, dh0):
     """Back-propagate one layer through T steps.
 

@@ -59,6 +59,36 @@ def forward(xg, whh_t, hs, cs, tcs):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def infer(xg, whh_t, hs, c):
+    """`forward` for scoring and sampling: the same h, keeping nothing for a backward pass.
+
+    xg (T, B, 4H): input projection plus both biases (used as scratch).
+    whh_t: weight_hh^T (H, 4H) packed by tiles.pack.
+    hs (T+1, B, H): [0] holds the initial h (in); [1:] receive the outputs.
+    c (B, H): the initial c (in), replaced by the final one.
+    """
+    T, B, G = xg.shape
+    H = G // 4
+    cb = np.empty(H, xg.dtype)  # local rows: see forward
+    hb = np.empty(H, xg.dtype)
+    for t in range(T):
+        a = xg[t]
+        mm_packed(hs[t], whh_t, a, 1)
+        for b in range(B):
+            ab = a[b]
+            cp = c[b]
+            for j in range(H):
+                cb[j] = sigmoid(ab[H + j]) * cp[j] + sigmoid(ab[j]) * tanh(ab[2 * H + j])
+            for j in range(H):
+                hb[j] = sigmoid(ab[3 * H + j]) * tanh(cb[j])
+            for j in range(H):
+                cp[j] = cb[j]
+            hn = hs[t + 1, b]
+            for j in range(H):
+                hn[j] = hb[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def backward(act, whh, cs, tcs, dhs, dh0, dc0):
     """Back-propagate one layer through T steps.
 
