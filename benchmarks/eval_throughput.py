@@ -10,8 +10,9 @@ eval    what `charrnn eval` does: S segments side by side on all cores, each che
         the state carried into it (charrnn/evaluate.py); its nats/char next to the single
         pass's, and the characters it had to recompute, are printed
 
-The rounds interleave the three, and each figure is the median over rounds, so a burst of
-load from elsewhere on the machine hits all of them alike. Target: eval >= 3x peer.
+The rounds interleave the three: each eval run sits between two training runs and its ratio is
+taken to their mean, so a slow or fast phase of the host hits both sides alike; the ratio
+printed is the median of the rounds' ratios. Target: eval >= 3x peer.
 Text: the first --chars characters of ../shared/corpora/tinyshakespeare.txt (V=65) when present,
 else random ids. --checkpoint scores a trained model instead of a random one (a random model
 forgets at once; a trained one is the honest test of the segments' check).
@@ -33,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from charrnn.config import ModelConfig, TrainConfig  # noqa: E402
 from charrnn.cpus import cpu_count  # noqa: E402
-from charrnn.evaluate import score_ids  # noqa: E402
+from charrnn.evaluate import DEFAULT_BURN_IN, score_ids  # noqa: E402
 from charrnn.model import CharRNN  # noqa: E402
 from charrnn.optim import clip_gradients, make_optimizer  # noqa: E402
 
@@ -59,11 +60,11 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--vocab", type=int, default=65)
     ap.add_argument("--chars", type=int, default=200_000, help="characters scored per round")
-    ap.add_argument("--steps", type=int, default=8, help="training steps timed per round")
+    ap.add_argument("--steps", type=int, default=6, help="training steps per training run")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--chunk", type=int, default=2048)
     ap.add_argument("--streams", type=int, default=0, help="S (0: as charrnn eval)")
-    ap.add_argument("--burn-in", type=int, default=1024, help="burn-in of each segment")
+    ap.add_argument("--burn-in", type=int, default=DEFAULT_BURN_IN, help="burn-in of each segment")
     ap.add_argument("--checkpoint", type=Path, help="a trained model (its config is used)")
     args = ap.parse_args()
 
@@ -110,30 +111,40 @@ def main() -> None:
     eval_round(1)
     eval_round(args.streams)
 
-    peer, single, fast = [], [], []
+    # each eval run sits between two training runs and is compared with their mean, so a
+    # slow or fast phase of the host hits both sides of a ratio alike
+    peer, single, fast, r_single, r_fast = [], [], [], [], []
+    before = train_round()
     for r in range(args.rounds):
-        peer.append(train_round())
-        one = eval_round(1)
         seg = eval_round(args.streams)
+        middle = train_round()
+        one = eval_round(1)
+        after = train_round()
+        peer += [before, middle, after]
         single.append(one.chars_per_second)
         fast.append(seg.chars_per_second)
+        r_fast.append(fast[-1] / ((before + middle) / 2))
+        r_single.append(single[-1] / ((middle + after) / 2))
         print(
-            f"round {r + 1}: train {peer[-1]:9,.0f}  single pass {single[-1]:9,.0f}  "
-            f"eval {fast[-1]:9,.0f} chars/s"
+            f"round {r + 1}: train {before:7,.0f} / {middle:7,.0f} / {after:7,.0f}  "
+            f"eval {fast[-1]:7,.0f} ({r_fast[-1]:.2f}x)  "
+            f"single pass {single[-1]:7,.0f} ({r_single[-1]:.2f}x) chars/s"
         )
+        before = after
     p, e1, es = (statistics.median(v) for v in (peer, single, fast))
     print(
         f"\n{cfg.cell} {cfg.layers}x{cfg.hidden} V={cfg.vocab_size}"
         f"{' (' + str(args.checkpoint) + ')' if args.checkpoint else ' (random weights)'}, "
-        f"{cores} cores, {args.chars:,} chars of {source}, median of {args.rounds} rounds"
+        f"{cores} cores, {args.chars:,} chars of {source}; medians of {args.rounds} rounds "
+        f"(ratio: the median of each round's ratio to the training runs beside it)"
     )
     rows = [
-        ("training (B=50 T=100, loss_and_grad + clip + adam)", p),
-        ("eval --streams 1 (the single pass, one core)", e1),
-        (f"eval ({seg.streams} segments, burn-in {seg.burn_in}, checked)", es),
+        ("training (B=50 T=100, loss_and_grad + clip + adam)", p, None),
+        ("eval --streams 1 (the single pass, one core)", e1, r_single),
+        (f"eval ({seg.streams} segments, burn-in {seg.burn_in}, checked)", es, r_fast),
     ]
-    for i, (label, cps) in enumerate(rows):
-        ratio = f"  {cps / p:5.2f}x" if i else ""
+    for label, cps, ratios in rows:
+        ratio = f"  {statistics.median(ratios):5.2f}x" if ratios else ""
         print(f"  {label:<54}{cps:10,.0f} chars/s{ratio}")
     rel = abs(seg.nats_per_char / one.nats_per_char - 1)
     print(

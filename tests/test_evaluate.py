@@ -13,9 +13,11 @@ import pytest
 from cli_asserts import ok, one_line_error
 from typer.testing import CliRunner
 
+from charrnn import evaluate as ev
 from charrnn.checkpoint import Checkpoint, save
 from charrnn.cli import app
 from charrnn.config import ModelConfig, TrainConfig, param_shapes
+from charrnn.cpus import cpu_count
 from charrnn.evaluate import score_ids
 from charrnn.model import CharRNN
 from charrnn.vocab import Vocab
@@ -281,8 +283,9 @@ def test_the_cli_reports_segments_and_agrees_with_the_single_pass(tmp_path):
     one = json_lines(ok(run("t.txt", "-c", "m.npz", "--json", "--streams", "1")))[0]
     assert one["streams"] == 1 and one["burn_in"] == 0 and one["recomputed"] == 0
     seg = json_lines(ok(run("t.txt", "-c", "m.npz", "--json", "--burn-in", "300")))[0]
-    assert seg["streams"] == 16 and seg["burn_in"] == 512  # rounded up to the 256-step grid
-    assert seg["recomputed"] == 0 and 0 < seg["state_gap"] <= 1e-5
+    S = ev._segments(39_999, ev.ROWS_PER_CORE * cpu_count(), 512, 256)[0]
+    assert seg["streams"] == S > 1 and seg["burn_in"] == 512  # rounded up to the 256-step grid
+    assert seg["recomputed"] == 0 and 0 <= seg["state_gap"] <= 1e-5  # (engine tests see it > 0)
     assert seg["chars"] == one["chars"] == 39_999
     assert seg["nats_per_char"] == pytest.approx(one["nats_per_char"], rel=1e-8)
 
@@ -498,8 +501,6 @@ def test_an_interrupted_segmented_pass_stops_its_row_groups(tmp_path, monkeypatc
     stop at their next chunk instead of finishing the text."""
     import time
 
-    from charrnn import evaluate as ev
-
     params, cfg = make_checkpoint(tmp_path / "m.npz", scale=0.3)
     model = CharRNN.from_params(cfg, params)
     ids = _long_ids(60_000, cfg.vocab_size)
@@ -527,3 +528,12 @@ def test_an_interrupted_segmented_pass_stops_its_row_groups(tmp_path, monkeypatc
     S, R = ev._segments(ids.size - 1, 16, 256, 64)
     total = 2 * R // 64  # calls of both groups had they run to the end
     assert S == 16 and 0 < len(chunks) < 0.8 * total
+
+
+def test_the_cli_burn_in_default_is_the_engines():
+    import inspect as pyinspect
+
+    from charrnn.commands import evaluate as cmd
+
+    default = pyinspect.signature(cmd.command).parameters["burn_in"].default.default
+    assert default == ev.DEFAULT_BURN_IN

@@ -59,12 +59,12 @@ def command(
         0,
         "--streams",
         help="Segments of the text scored side by side, then checked against the single pass "
-        "(the result is the same either way); 0 = 8 per core, at least 16; 1 = the single "
+        "(the result is the same either way); 0 = 6 per core; 1 = the single "
         "pass only.",
         rich_help_panel="Speed",
     ),
     burn_in: int = typer.Option(
-        1024,
+        768,
         "--burn-in",
         help="Characters each segment reads before its first score, to guess its state.",
         rich_help_panel="Speed",
