@@ -546,7 +546,30 @@ def load(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"{path} {_one_line(str(e), 600)}") from None
 
 
+def load_finite(path: str | os.PathLike) -> Checkpoint:
+    """`load`, refusing a checkpoint whose weights hold NaN or infinity (a diverged run): what
+    the commands that run a model (eval, sample, inspect --neuron) read."""
+    ckpt = load(path)
+    bad = ckpt.has_nonfinite()
+    if bad:
+        raise CheckpointError(
+            f"{path} holds NaN or infinite weights (in {', '.join(bad[:3])}): the run diverged; "
+            "use an earlier checkpoint"
+        )
+    return ckpt
+
+
 # --- finding the checkpoint to use ----------------------------------------------------------------
+
+
+def resolve_checkpoint(path: str | os.PathLike | None) -> Path:
+    """The file a command's --checkpoint means: the path itself, or for a directory (and for
+    None, checkpoints/) the checkpoint `find_checkpoint` picks in it."""
+    if path is None:
+        return find_checkpoint("checkpoints")
+    path = Path(path)
+    return find_checkpoint(path) if path.is_dir() else path
+
 
 
 def find_checkpoint(directory: str | os.PathLike) -> Path:

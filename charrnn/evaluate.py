@@ -472,22 +472,12 @@ def to_model_ids(text: Text, vocab: Vocab, unk: str = "error") -> tuple[np.ndarr
     return out[:kept], n - kept
 
 
-def nonfinite_error(path, names: list[str]) -> CheckpointError:
-    return CheckpointError(
-        f"{path} holds NaN or infinite weights (in {', '.join(names[:3])}): the run diverged; "
-        "use an earlier checkpoint"
-    )
-
-
 def load_model(path, threads: int = 0):
     """(Checkpoint, CharRNN) from a checkpoint file; refuses NaN/inf weights."""
-    from charrnn.checkpoint import load
+    from charrnn.checkpoint import load_finite
     from charrnn.model import CharRNN
 
-    ckpt = load(path)
-    bad = ckpt.has_nonfinite()
-    if bad:
-        raise nonfinite_error(path, bad)
+    ckpt = load_finite(path)
     model = CharRNN.from_params(ckpt.config, ckpt.params)
     model.set_threads(threads)
     return ckpt, model

@@ -129,3 +129,29 @@ def test_top_level_help_lists_commands():
     assert r.returncode == 0
     for command in ("train", "sample", "eval", "inspect"):
         assert command in r.stdout
+
+
+@pytest.mark.parametrize("command", [["sample", "-n", "5"], ["eval"], ["inspect"]])
+def test_no_checkpoint_anywhere_says_so_alike(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)  # no checkpoints/ here
+    err = one_line_error(CliRunner().invoke(app, command), 1)
+    assert err == (
+        "charrnn: error: no checkpoint in checkpoints: train one with `charrnn train`, "
+        "or pass --checkpoint PATH"
+    )
+
+
+def test_a_folder_stands_for_its_newest_checkpoint(tmp_path):
+    ok(train(tmp_path, b"abcab cabba " * 40))
+    folder = str(tmp_path / "ck")
+    text = tmp_path / "t.txt"
+    text.write_text("abc cab")
+    runner = CliRunner()
+    for argv in (
+        ["sample", "-c", folder, "-n", "5", "--seed", "a"],
+        ["eval", str(text), "-c", folder, "--json"],
+        ["inspect", folder, "--json"],
+    ):
+        r = runner.invoke(app, argv)
+        assert r.exit_code == 0, (argv, r.stderr)
+        assert "c-best.npz" in r.stdout or argv[0] == "sample", r.stdout

@@ -39,7 +39,8 @@ def command(
         None,
         "--checkpoint",
         "-c",
-        help="Checkpoint file (repeatable). \\[default: the newest run's best in checkpoints/]",
+        help="Checkpoint file, or a folder to take its newest run's best from (repeatable). "
+        "\\[default: checkpoints/]",
         show_default=False,
     ),
     unk: str = typer.Option(
@@ -99,11 +100,10 @@ def _eval(file, paths, unk, show, json_out, threads, chunk, streams, burn_in) ->
     if show and len(paths) > 1:
         raise UsageError("--show colours the text for one checkpoint: give a single --checkpoint")
 
-    from charrnn.checkpoint import find_checkpoint
+    from charrnn.checkpoint import resolve_checkpoint
     from charrnn.evaluate import load_model, read_text, score_ids, test_split, to_model_ids
 
-    if not paths:
-        paths = [find_checkpoint(Path("checkpoints"))]
+    paths = [resolve_checkpoint(p) for p in paths] or [resolve_checkpoint(None)]
     models = [(path, *load_model(path, threads)) for path in paths]  # all checked before work
     shared = read_text(file) if file is not None else None
     results = []

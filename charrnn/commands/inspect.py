@@ -30,7 +30,8 @@ def command(
     checkpoint: Path | None = typer.Argument(
         None,
         metavar="CKPT",
-        help="Checkpoint file. \\[default: the newest run's best in checkpoints/]",
+        help="Checkpoint file, or a folder to take its newest run's best from. "
+        "\\[default: checkpoints/]",
         show_default=False,
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (for scripts)."),
@@ -72,10 +73,9 @@ def _inspect(path, json_out, neuron, layer, top_neurons, text, unk) -> None:
     if unk not in ("error", "skip"):
         raise UsageError(f"--unk must be error or skip, got {unk!r}")
 
-    from charrnn.checkpoint import find_checkpoint, load
+    from charrnn.checkpoint import load, resolve_checkpoint
 
-    if path is None:
-        path = find_checkpoint(Path("checkpoints"))
+    path = resolve_checkpoint(path)
     if not units:
         ckpt = load(path)
         _summary(ckpt, path, json_out)

@@ -164,21 +164,12 @@ def _sample(
 
     import numpy as np
 
-    from charrnn.checkpoint import find_checkpoint, load
-    from charrnn.errors import CheckpointError
+    from charrnn.checkpoint import load_finite, resolve_checkpoint
     from charrnn.sample import generate, prime_ids
     from charrnn.step import prepare
 
-    path = checkpoint if checkpoint is not None else Path("checkpoints")
-    if path.is_dir():
-        path = find_checkpoint(path)
-    ckpt = load(path)
-    bad = ckpt.has_nonfinite()
-    if bad:
-        raise CheckpointError(
-            f"{path} holds NaN or infinite weights (in {', '.join(bad[:3])}): the run diverged; "
-            "use an earlier checkpoint"
-        )
+    path = resolve_checkpoint(checkpoint)
+    ckpt = load_finite(path)
     weights = prepare(ckpt.config, ckpt.params, np.float32)
     if rng_seed is None:
         import secrets
