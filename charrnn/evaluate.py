@@ -139,7 +139,7 @@ def score_ids(
             f"the text has {n} character(s): scoring needs at least 2 (the first is context)"
         )
     threads = threads or cpu_count()
-    model.set_threads(threads)
+    model = model.copy(threads, frozen=True)  # weights derived once per pass, not per call
     surprisal = np.empty(n - 1, np.float64) if keep else None
     burn_in = -(-burn_in // check) * check
     segs = _segments(n - 1, streams or ROWS_PER_CORE * threads, burn_in, check)
@@ -219,7 +219,7 @@ def _segmented_pass(model, ids, segs, W, C, surprisal, progress) -> tuple[float,
     else:
         from concurrent.futures import ThreadPoolExecutor, wait
 
-        copies = [model.copy(threads=1) for _ in range(groups)]
+        copies = [model.copy(threads=1, frozen=True) for _ in range(groups)]
         copies[0].nll(np.zeros((1, 1), np.intp), np.zeros((1, 1), np.intp))  # BLAS set up here
         with ThreadPoolExecutor(groups, thread_name_prefix="eval") as pool:
             try:

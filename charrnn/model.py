@@ -183,6 +183,7 @@ class CharRNN:
         self.params = _views(flat, self.shapes)
         self._threads = 1
         self._work: dict[tuple, _Work] = {}
+        self._frozen: dict[tuple, _Prepared] | None = None  # see copy(frozen=True)
         self.parallel = "auto"  # "auto" | "shards" | "blas": how threads > 1 are used
 
     # -- construction
@@ -235,11 +236,16 @@ class CharRNN:
             model.params[name][...] = value
         return model
 
-    def copy(self, threads: int = 0) -> CharRNN:
+    def copy(self, threads: int = 0, frozen: bool = False) -> CharRNN:
         """An independent model with the same weights (its own buffers: one per thread when
-        several threads run models side by side), using `threads` cores per call."""
+        several threads run models side by side), using `threads` cores per call.
+
+        frozen: the caller promises never to change the copy's weights, so the weights derived
+        for each call (packed, transposed, bias sums) are derived once and kept."""
         twin = CharRNN.from_params(self.config, self.params, self.dtype)
         twin.set_threads(threads)
+        if frozen:
+            twin._frozen = {}
         return twin
 
     # -- threads
@@ -465,7 +471,15 @@ class CharRNN:
     def _prepare(self, rows: int, backward: bool) -> _Prepared:
         """Derived weights for a call over `rows` = B*T characters (one-hot input reads
         weight_ih_l0's columns directly when there are fewer rows than the vocabulary);
-        the packed weight_hh for the backward pass only when `backward`."""
+        the packed weight_hh for the backward pass only when `backward`. Kept when frozen."""
+        if self._frozen is None:
+            return self._derive(rows, backward)
+        key = (rows >= self.config.vocab_size, backward)
+        if key not in self._frozen:
+            self._frozen[key] = self._derive(rows, backward)
+        return self._frozen[key]
+
+    def _derive(self, rows: int, backward: bool) -> _Prepared:
         cfg, p = self.config, self.params
         h = cfg.hidden
         whh_t, whh, bias, bhn = [], [], [], []

@@ -309,3 +309,20 @@ def test_copy_has_the_same_weights_in_buffers_of_its_own():
     np.testing.assert_array_equal(twin.nll(x, x)[0], model.nll(x, x)[0])
     twin.flat[:] = 0.0
     assert np.abs(model.flat).sum() > 0  # the original is untouched
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_a_frozen_copy_derives_its_weights_once_and_scores_the_same(cell, monkeypatch):
+    import charrnn.model as model_module
+
+    model = make(cell, "tanh", layers=2, V=6, H=5, dtype=np.float32)
+    frozen = model.copy(threads=1, frozen=True)
+    calls = []
+    real = model_module._packed
+    monkeypatch.setattr(model_module, "_packed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rng = np.random.default_rng(3)
+    for T in (2, 9, 9):  # 2 rows read weight_ih_l0's columns; 9 rows use the one-hot table
+        x, y = rng.integers(0, 6, (1, T)), rng.integers(0, 6, (1, T))
+        np.testing.assert_array_equal(frozen.nll(x, y)[0], model.nll(x, y)[0])
+    # the unfrozen model packs weight_hh^T per layer on every call; the frozen one once per kind
+    assert len(calls) == 3 * 2 + 2 * 2
