@@ -571,7 +571,6 @@ def resolve_checkpoint(path: str | os.PathLike | None) -> Path:
     return find_checkpoint(path) if path.is_dir() else path
 
 
-
 def find_checkpoint(directory: str | os.PathLike) -> Path:
     """The checkpoint to use when none is given: the most recently written run in `directory`
     (by the newest mtime of its -latest/-best files), its -best.npz if present, else -latest."""

@@ -168,7 +168,10 @@ class TrainConfig:
         if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1) or (
             self.val_fraction + self.test_fraction >= 1
         ):
-            raise UsageError("val and test fractions must be in [0, 1) and sum to less than 1")
+            raise UsageError(
+                "--val-fraction and --test-fraction must each be in [0, 1) and sum to less than "
+                f"1, got {self.val_fraction} and {self.test_fraction}"
+            )
         if self.threads < 0:
             raise UsageError(f"threads must be 0 (all cores) or positive, got {self.threads}")
         return self

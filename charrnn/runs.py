@@ -179,10 +179,11 @@ def prepare(req: Request):
                 f"{req.resume}: has no usable training config ({e}); "
                 "use --init-from to take its weights only"
             ) from None
-        for name in ("batch", "seq"):
+        for name in ("batch", "seq", "val_fraction", "test_fraction"):
             if name in req.explicit and getattr(train_cfg, name) != getattr(saved, name):
                 raise UsageError(
-                    f"--{name} cannot change on --resume (the run uses {getattr(saved, name)})"
+                    f"--{name.replace('_', '-')} cannot change on --resume "
+                    f"(the run uses {getattr(saved, name)})"
                 )
         changes = {k: getattr(train_cfg, k) for k in req.explicit & TRAIN_FIELDS}
         train_cfg = dataclasses.replace(saved, **changes).validate()

@@ -78,17 +78,21 @@ def nan_to_none(x: float) -> float | None:
 
 @dataclass
 class StopRule:
-    """When to stop: any of steps/epochs/seconds ends training; with none, early stopping."""
+    """When to stop: any of steps/epochs/seconds ends training; with none, early stopping (or,
+    with no validation split to stop on, MAX_EPOCHS)."""
 
     steps: int | None = None
     epochs: float | None = None
     seconds: float | None = None
+    validated: bool = True  # False: the run has no validation split
 
     @property
     def automatic(self) -> bool:
         return self.steps is None and self.epochs is None and self.seconds is None
 
     def describe(self) -> str:
+        if self.automatic and not self.validated:
+            return f"for {MAX_EPOCHS} epochs (no validation split to stop early on)"
         if self.automatic:
             return (
                 f"until val loss stops improving ({PATIENCE} evaluations without a new best) "
@@ -326,7 +330,7 @@ class Trainer:
         improved = params_ok and math.isfinite(val) and val < run.best_val_loss
         if improved:
             run.best_val_loss, run.best_step, run.evals_since_best = val, run.step, 0
-        elif math.isfinite(val) or not run.val_ids.size:
+        elif math.isfinite(val):
             run.evals_since_best += 1
         text = self.sample(run.model) if self.sample is not None else None
         eval_seconds = time.perf_counter() - t0

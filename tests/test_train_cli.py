@@ -9,6 +9,7 @@ from cli_asserts import one_line_error
 from typer.testing import CliRunner
 
 from charrnn.cli import app
+from charrnn.train import MAX_EPOCHS, PATIENCE
 
 TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -181,6 +182,9 @@ def test_other_runs_checkpoint_is_not_overwritten(corpus, tmp_path):
         (["{corpus}", "--out", "{file}/sub"], 1, "cannot write"),
         (["{corpus}", "--resume", "{missing}"], 1, "missing"),
         (["{corpus}", "--init-from", "{corpus}"], 1, "checkpoint"),
+        (["{corpus}", "--val-fraction", "1.2"], 2, "--val-fraction and --test-fraction"),
+        (["{corpus}", "--val-fraction", "0.5", "--test-fraction", "0.5"], 2, "sum to less"),
+        (["{corpus}", "--test-fraction", "-0.1"], 2, "--test-fraction"),
     ],
 )
 def test_bad_input_is_one_line(corpus, tmp_path, args, code, words):
@@ -257,3 +261,38 @@ def test_stdin_corpus(tmp_path, monkeypatch):
 def test_help_has_example():
     r = CliRunner().invoke(app, ["train", "--help"])
     assert r.exit_code == 0 and "charrnn train poems.txt" in r.stdout
+
+
+def test_split_fractions_are_kept_and_cannot_change_on_resume(corpus, tmp_path):
+    from charrnn.checkpoint import load
+    from charrnn.data import split_ids
+
+    out = tmp_path / "ck"
+    r = train(str(corpus), *TINY, "--steps", "4", "--eval-every", "2", "--out", str(out),
+              "--quiet", "--val-fraction", "0.2", "--test-fraction", "0")  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    ckpt = load(out / "corpus-latest.npz")
+    cfg = ckpt.meta["train_config"]
+    assert (cfg["val_fraction"], cfg["test_fraction"]) == (0.2, 0.0)
+    # what validation scored is the split those fractions cut
+    _, val, test = split_ids(len(TEXT), 0.2, 0.0)
+    assert val.stop - val.start == round(len(TEXT) * 0.2) and test.stop == test.start
+    # no test split: eval without a file says what to do
+    err = one_line_error(CliRunner().invoke(app, ["eval", "-c", str(out / "corpus-best.npz")]), 1)
+    assert "--test-fraction 0" in err and "eval FILE" in err
+    r = train("--resume", str(out / "corpus-latest.npz"), "--steps", "6", "--quiet",
+              "--val-fraction", "0.1")  # fmt: skip
+    assert "--val-fraction cannot change on --resume (the run uses 0.2)" in one_line_error(r, 2)
+
+
+def test_no_validation_split_trains_to_the_epoch_limit_and_keeps_latest(corpus, tmp_path):
+    out = tmp_path / "ck"
+    # no stopping flag: early stopping has no val loss to watch, so the epoch limit stops it
+    r = train(str(corpus), *TINY, "--eval-every", "200", "--out", str(out), "--quiet",
+              "--val-fraction", "0")  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    assert "no validation split to stop early on" in r.stderr
+    assert f"reached {MAX_EPOCHS} epochs" in r.stdout
+    assert len(r.stderr.splitlines()) > 1 + PATIENCE  # more evaluations than patience allows
+    assert not (out / "corpus-best.npz").exists()
+    assert f"sample from it: charrnn sample --checkpoint {out / 'corpus-latest.npz'}" in r.stdout

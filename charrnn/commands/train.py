@@ -38,6 +38,7 @@ MODEL = "Model"
 TRAIN = "Training"
 STOP = "Stopping"
 RUN = "Run"
+DATA = "Data"
 
 
 def command(
@@ -142,9 +143,23 @@ def command(
     force: bool = typer.Option(
         False, help="Overwrite checkpoints of another run with the same name.", rich_help_panel=RUN
     ),
-    encoding: str = typer.Option("utf-8", help="Text encoding of the corpus.", rich_help_panel=RUN),
+    val_fraction: float | None = typer.Option(
+        None,
+        help="Share of the corpus held out for validation (the best checkpoint is chosen by "
+        "it); taken from the end, before the test share." + _default("val_fraction"),
+        rich_help_panel=DATA,
+    ),
+    test_fraction: float | None = typer.Option(
+        None,
+        help="Share held out at the very end for `charrnn eval`; 0 = none."
+        + _default("test_fraction"),
+        rich_help_panel=DATA,
+    ),
+    encoding: str = typer.Option(
+        "utf-8", help="Text encoding of the corpus.", rich_help_panel=DATA
+    ),
     errors: str = typer.Option(
-        "strict", help="Undecodable bytes: strict (error) or replace.", rich_help_panel=RUN
+        "strict", help="Undecodable bytes: strict (error) or replace.", rich_help_panel=DATA
     ),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="No live view: one log line per evaluation on stderr."
@@ -191,6 +206,8 @@ def run_training(**o) -> None:
         "clip_mode": o["clip_mode"],
         "schedule": o["schedule"],
         "warmup_steps": o["warmup_steps"],
+        "val_fraction": o["val_fraction"],
+        "test_fraction": o["test_fraction"],
         "rng_seed": o["rng_seed"],
         "threads": o["threads"],
     }
@@ -223,7 +240,7 @@ def _train(req, o, seconds: float | None) -> None:
     run, warnings = prepare(req)
     for w in warnings:
         typer.echo(f"charrnn: warning: {w}", err=True)
-    stop = StopRule(steps=o["steps"], epochs=o["epochs"], seconds=seconds)
+    stop = StopRule(o["steps"], o["epochs"], seconds, validated=run.val_ids.size > 0)
     spe = run.batches.steps_per_epoch
     eval_every = o["eval_every"] or max(10, min(1000, spe // 2))
     live = sys.stderr.isatty() and not o["quiet"]
@@ -322,9 +339,12 @@ def _summary(run, trainer, reason: str) -> None:
             f"at step {run.best_step:,}"
         )
     lines.append(f"latest checkpoint: {run.latest_path}")
+    use = run.latest_path
     if run.best_path.exists():
         lines.append(f"best checkpoint: {run.best_path}")
-        lines.append(f"sample from it: charrnn sample --checkpoint {run.best_path} -n 500")
+        use = run.best_path
+    if use.exists():
+        lines.append(f"sample from it: charrnn sample --checkpoint {use} -n 500")
     typer.echo("\n".join(lines))
 
 
