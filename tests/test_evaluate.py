@@ -405,6 +405,18 @@ def test_several_checkpoints_are_ranked_by_bits_per_char(tmp_path):
     )
 
 
+def test_a_narrow_table_wraps_long_paths_instead_of_cutting_them(tmp_path, monkeypatch):
+    deep = tmp_path / "runs" / "a-rather-long-folder-name" / "and-another-one"
+    deep.mkdir(parents=True)
+    make_checkpoint(deep / "poems-best.npz")
+    (tmp_path / "t.txt").write_text(TEXT)
+    monkeypatch.setenv("COLUMNS", "80")
+    out = ok(run("t.txt", "-c", str(deep / "poems-best.npz")))
+    assert max(len(line) for line in out.splitlines()) <= 80
+    first = [line.split("│")[1].strip() for line in out.splitlines() if line.count("│") > 2]
+    assert "".join(first) == str(deep / "poems-best.npz")  # every piece of it, in order
+
+
 # --------------------------------------------------------------------------------- --show
 
 

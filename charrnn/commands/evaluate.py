@@ -217,7 +217,10 @@ def _table(rows: list[dict]) -> None:
     columns = ["#", "checkpoint", "text", "chars", "bits/char", "nats/char", "perplexity"]
     columns += ["skipped"] * skipped + ["chars/s"]
     for name in columns:
-        table.add_column(name, justify="left" if name in ("checkpoint", "text") else "right")
+        if name in ("checkpoint", "text"):  # paths wrap in their cell rather than lose their end
+            table.add_column(name, overflow="fold")
+        else:
+            table.add_column(name, justify="right")
     for r in rows:
         cells = [
             str(r["rank"]),
