@@ -133,6 +133,10 @@ def _merge_pairs(points: list[float | None], mean: bool) -> list[float | None]:
     return out
 
 
+WAIT_NOTICE = 1.0  # seconds without a first step before the dashboard says why
+COMPILING = "compiling the kernels for the first step: about 15 s on a first run, cached after that"
+
+
 class Dashboard:
     """The live view. Use as a context manager; call it with events."""
 
@@ -255,7 +259,7 @@ class Dashboard:
             "grad norm",
             _fmt(d.get("grad_norm"), ".3f"),
             "chars/s",
-            f"{d.get('chars_per_second', 0):,.0f}",
+            _fmt(d.get("chars_per_second"), ",.0f"),
         )
         stats.add_row(
             "elapsed",
@@ -264,6 +268,8 @@ class Dashboard:
             "—" if eta is None else format_duration(eta),
         )
         parts: list[Any] = [stats]
+        if "loss" not in d and elapsed > WAIT_NOTICE:
+            parts.append(Text(COMPILING, style="dim"))
         if frac is not None:
             bar = Table.grid(padding=(0, 1))
             bar.add_row(ProgressBar(total=1.0, completed=frac, width=50), f"{frac:6.1%}")

@@ -1,5 +1,7 @@
 """Option handling that needs no engine: durations, presets, stop rules, the text chart."""
 
+import re
+
 import pytest
 
 from charrnn.config import DEFAULTS, PRESETS
@@ -115,3 +117,30 @@ def test_dashboard_charts_every_step_and_marks_evaluations():
     Console(file=out, width=100).print(dash.render())
     text = out.getvalue()
     assert "t = train  v = val" in text and "3.500" in text  # val loss tops the y axis
+
+
+def test_dashboard_says_why_the_first_step_is_slow(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from charrnn import display
+    from charrnn.train import Event
+
+    def shown(dash) -> str:
+        out = io.StringIO()
+        Console(file=out, width=120).print(dash.render())
+        return out.getvalue()
+
+    clock = [100.0]
+    monkeypatch.setattr(display.time, "perf_counter", lambda: clock[0])
+    dash = display.Dashboard("run")
+    dash(Event("start", 0, {"total_steps": 100}))
+    assert "compiling" not in shown(dash)  # a warm start takes well under a second
+    clock[0] += 5.0
+    text = shown(dash)
+    assert display.COMPILING[:40] in text
+    assert re.search(r"chars/s\s+—", text)  # no rate yet, not a rate of 0
+    dash(Event("step", 1, {"loss": 4.0, "lr": 1e-3, "epoch": 0.1, "chars_per_second": 900.0}))
+    text = shown(dash)
+    assert "compiling" not in text and "900" in text
