@@ -28,6 +28,12 @@ def _fmt(x: float | None, spec: str = ".4f") -> str:
     return "—" if x is None or not math.isfinite(x) else format(x, spec)
 
 
+def rate(chars_per_second: float | None) -> str:
+    """chars/s for people: — until there is one (the first step, compiling, is not timed)."""
+    x = chars_per_second
+    return "—" if x is None or not math.isfinite(x) or x <= 0 else f"{x:,.0f}"
+
+
 def chart(series: dict[str, list[float | None]], width: int = 60, height: int = 8) -> list[str]:
     """A text line chart: one row of characters per level, one column per bucket of points.
 
@@ -85,7 +91,7 @@ class PlainLog:
                 f"step {e.step}{total}  epoch {d['epoch']:.2f}  train {_fmt(d['train_loss'])}  "
                 f"val {_fmt(d['val_loss'])} ({_fmt(bpc(d['val_loss']), '.3f')} bpc)"
                 f"{' *' if d['improved'] else ''}  lr {d['lr']:.2e}  "
-                f"{d['chars_per_second']:,.0f} chars/s  {format_duration(d['elapsed'])}"
+                f"{rate(d['chars_per_second'])} chars/s  {format_duration(d['elapsed'])}"
             )
         elif e.kind == "warning":
             self._write(f"warning: {d['message']}")
@@ -259,7 +265,7 @@ class Dashboard:
             "grad norm",
             _fmt(d.get("grad_norm"), ".3f"),
             "chars/s",
-            _fmt(d.get("chars_per_second"), ",.0f"),
+            rate(d.get("chars_per_second")),
         )
         stats.add_row(
             "elapsed",

@@ -91,7 +91,7 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
     from rich.table import Table
     from rich.text import Text
 
-    from charrnn.display import chart
+    from charrnn.display import chart, rate
     from charrnn.train import format_duration
 
     def fmt(x, spec=",") -> str:
@@ -157,7 +157,7 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
     train.add_row(
         "training",
         f"{'—' if secs is None else format_duration(secs)}  "
-        f"{'—' if speed is None else f'{speed:,.0f}'} chars/s",
+        f"{rate(speed)} chars/s",
     )
     out.append(train)
 

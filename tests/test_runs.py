@@ -144,3 +144,9 @@ def test_dashboard_says_why_the_first_step_is_slow(monkeypatch):
     dash(Event("step", 1, {"loss": 4.0, "lr": 1e-3, "epoch": 0.1, "chars_per_second": 900.0}))
     text = shown(dash)
     assert "compiling" not in text and "900" in text
+
+
+def test_a_rate_is_shown_only_once_there_is_one():
+    from charrnn.display import rate
+
+    assert [rate(x) for x in (None, 0.0, float("nan"), 12345.6)] == ["—", "—", "—", "12,346"]

@@ -325,13 +325,15 @@ def _sampler(run):
 def _summary(run, trainer, reason: str) -> None:
     import math
 
+    from charrnn.display import rate
+
     best = run.best_val_loss
     stop = [e for e in (reason,) if e]
     cps = trainer.chars_per_second
     lines = [
         f"stopped: {stop[0] if stop else 'done'}",
         f"steps: {run.step:,} (epoch {run.epoch:.2f}), training time "
-        f"{_duration(run.elapsed)}, {cps:,.0f} chars/s",
+        f"{_duration(run.elapsed)}, {rate(cps)} chars/s",
     ]
     if math.isfinite(best):
         lines.append(
