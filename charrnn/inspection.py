@@ -156,8 +156,7 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
     speed = info["chars_per_second"]
     train.add_row(
         "training",
-        f"{'—' if secs is None else format_duration(secs)}  "
-        f"{rate(speed)} chars/s",
+        f"{'—' if secs is None else format_duration(secs)}  {rate(speed)} chars/s",
     )
     out.append(train)
 

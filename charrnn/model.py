@@ -49,6 +49,7 @@ from charrnn.kernels import tiles
 State = tuple[np.ndarray, ...]  # ("h",) or ("h", "c"): each (L, B, H), model dtype
 
 MIN_SHARD_ROWS = 8  # a shard gets at least this many streams
+STACKED_MIN_ROWS = 4  # rows a shard needs for lstm/rnn.infer_stacked (see _forward_shard)
 INFER_ROWS = 8192  # forward / nll process at most this many characters (B * steps) at a time
 
 
@@ -161,6 +162,9 @@ class _Prepared:
     bias: list[np.ndarray]  # (G*H,) input-side bias per layer (b_ih + b_hh, GRU: not b_hn)
     bhn: list[np.ndarray]  # GRU: b_hn (H,) per layer
     table: np.ndarray | None  # one-hot: (V, G*H) = weight_ih_l0^T + bias[0]
+    # inference, LSTM and RNN, layers above the first: [weight_ih | weight_hh]^T (2H, G*H)
+    # packed (see lstm.infer_stacked); None where unused
+    wcat: list[np.ndarray | None]
 
 
 # ----------------------------------------------------------------------------- model
@@ -501,7 +505,12 @@ class CharRNN:
             w0 = p["weight_ih_l0"]
             table = np.empty((cfg.vocab_size, w0.shape[0]), self.dtype)
             lk.onehot_table(w0, bias[0], table)
-        return _Prepared(whh_t, whh, bias, bhn, table)
+        wcat: list[np.ndarray | None] = [None] * cfg.layers
+        if not backward and cfg.cell in ("lstm", "rnn"):
+            for k in range(1, cfg.layers):
+                both = np.concatenate([p[f"weight_ih_l{k}"], p[f"weight_hh_l{k}"]], axis=1)
+                wcat[k] = _packed(both, transposed=True)
+        return _Prepared(whh_t, whh, bias, bhn, table, wcat)
 
     def _forward_shard(self, w: _Work, prep, x_tb, state, sl, masks, final, keep) -> None:
         """Forward pass of one shard: fills w.hs and w.logits (N, V), and when `keep` (a
@@ -514,6 +523,10 @@ class CharRNN:
         for k in range(cfg.layers):
             xg = w.xg[k]
             xg2 = xg.reshape(N, -1)
+            hs = w.hs[k]
+            hs[0] = state[0][k, sl]
+            # input side made step by step (inference, enough rows to share each weight read)
+            stacked = prep.wcat[k] is not None and not keep and bs >= STACKED_MIN_ROWS
             if k == 0:
                 if cfg.embed:
                     lk.gather_rows(p["encoder.weight"], ids, w.emb)
@@ -522,14 +535,12 @@ class CharRNN:
                     lk.gather_columns(p["weight_ih_l0"], prep.bias[0], ids, xg2)
                 else:
                     lk.gather_rows(prep.table, ids, xg2)
-            else:
+            elif not stacked:
                 inp = w.hs[k - 1][1:].reshape(N, -1)
                 if masks is not None:
                     lk.multiply(inp, masks[k - 1].reshape(N, -1), w.xin[k].reshape(N, -1))
                     inp = w.xin[k].reshape(N, -1)
                 lk.project(inp, p[f"weight_ih_l{k}"], prep.bias[k], xg2)
-            hs = w.hs[k]
-            hs[0] = state[0][k, sl]
             if cfg.cell == "lstm" and keep:
                 w.cs[k][0] = state[1][k, sl]
                 lstm_k.forward(xg, prep.whh_t[k], hs, w.cs[k], w.tcs[k])
@@ -537,11 +548,16 @@ class CharRNN:
             elif cfg.cell == "lstm":
                 c = final[1][k, sl]  # (bs, H), contiguous
                 c[...] = state[1][k, sl]
-                lstm_k.infer(xg, prep.whh_t[k], hs, c)
+                if stacked:
+                    lstm_k.infer_stacked(w.hs[k - 1][1:], prep.wcat[k], prep.bias[k], hs, c)
+                else:
+                    lstm_k.infer(xg, prep.whh_t[k], hs, c)
             elif cfg.cell == "gru" and keep:
                 gru_k.forward(xg, prep.whh_t[k], prep.bhn[k], hs, w.hn[k], w.hg)
             elif cfg.cell == "gru":
                 gru_k.infer(xg, prep.whh_t[k], prep.bhn[k], hs, w.hg)
+            elif stacked:
+                rnn_k.infer_stacked(w.hs[k - 1][1:], prep.wcat[k], prep.bias[k], hs, relu)
             else:
                 rnn_k.forward(xg, prep.whh_t[k], hs, relu)
             final[0][k, sl] = hs[T]

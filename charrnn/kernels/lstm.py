@@ -74,18 +74,59 @@ def infer(xg, whh_t, hs, c):
     for t in range(T):
         a = xg[t]
         mm_packed(hs[t], whh_t, a, 1)
+        _update(a, c, hs[t + 1], cb, hb)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def infer_stacked(hin, wcat_t, bias, hs, c):
+    """`infer` for a layer above the first, its input projection made step by step together
+    with the recurrent one: gates = [h_below, h] [weight_ih | weight_hh]^T + bias, one product
+    with K = 2H (measured 6 % faster than a batched GEMM for the input side plus a K = H
+    product per step, at B = 6, H = 256).
+
+    hin (T, B, H): the outputs of the layer below.  wcat_t: [weight_ih | weight_hh]^T (2H, 4H)
+    packed by tiles.pack.  bias (4H,): b_ih + b_hh.  hs, c: as in `infer`.
+    """
+    T, B, H = hin.shape
+    G = 4 * H
+    x = np.empty((B, 2 * H), hin.dtype)  # [h_below, h] of each row
+    a = np.empty((B, G), hin.dtype)
+    cb = np.empty(H, hin.dtype)
+    hb = np.empty(H, hin.dtype)
+    for t in range(T):
         for b in range(B):
+            xb = x[b]
+            below = hin[t, b]
+            own = hs[t, b]
+            for j in range(H):
+                xb[j] = below[j]
+            for j in range(H):
+                xb[H + j] = own[j]
             ab = a[b]
-            cp = c[b]
-            for j in range(H):
-                cb[j] = sigmoid(ab[H + j]) * cp[j] + sigmoid(ab[j]) * tanh(ab[2 * H + j])
-            for j in range(H):
-                hb[j] = sigmoid(ab[3 * H + j]) * tanh(cb[j])
-            for j in range(H):
-                cp[j] = cb[j]
-            hn = hs[t + 1, b]
-            for j in range(H):
-                hn[j] = hb[j]
+            for j in range(G):
+                ab[j] = bias[j]
+        mm_packed(x, wcat_t, a, 1)
+        _update(a, c, hs[t + 1], cb, hb)
+
+
+@njit(nogil=True, error_model="numpy", inline="always")
+def _update(a, c, h, cb, hb):
+    """One step of the cell for rows a (B, 4H) of pre-activations: c (B, H) in place, h (B, H)
+    out; cb, hb (H,) scratch."""
+    B, G = a.shape
+    H = G // 4
+    for b in range(B):
+        ab = a[b]
+        cp = c[b]
+        for j in range(H):
+            cb[j] = sigmoid(ab[H + j]) * cp[j] + sigmoid(ab[j]) * tanh(ab[2 * H + j])
+        for j in range(H):
+            hb[j] = sigmoid(ab[3 * H + j]) * tanh(cb[j])
+        for j in range(H):
+            cp[j] = cb[j]
+        hn = h[b]
+        for j in range(H):
+            hn[j] = hb[j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -39,6 +39,46 @@ def forward(xg, whh_t, hs, relu):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def infer_stacked(hin, wcat_t, bias, hs, relu):
+    """`forward` for scoring a layer above the first: the input projection made step by step
+    with the recurrent one, h' = act([h_below, h] [weight_ih | weight_hh]^T + bias), one
+    product with K = 2H (see lstm.infer_stacked).
+
+    hin (T, B, H): the outputs of the layer below.  wcat_t: [weight_ih | weight_hh]^T (2H, H)
+    packed by tiles.pack.  bias (H,): b_ih + b_hh.  hs, relu: as in `forward`.
+    """
+    T, B, H = hin.shape
+    zero = hin.dtype.type(0)
+    x = np.empty((B, 2 * H), hin.dtype)
+    a = np.empty((B, H), hin.dtype)
+    hb = np.empty(H, hin.dtype)
+    for t in range(T):
+        for b in range(B):
+            xb = x[b]
+            below = hin[t, b]
+            own = hs[t, b]
+            for j in range(H):
+                xb[j] = below[j]
+            for j in range(H):
+                xb[H + j] = own[j]
+            ab = a[b]
+            for j in range(H):
+                ab[j] = bias[j]
+        mm_packed(x, wcat_t, a, 1)
+        for b in range(B):
+            ab = a[b]
+            if relu:
+                for j in range(H):
+                    hb[j] = max(ab[j], zero)
+            else:
+                for j in range(H):
+                    hb[j] = tanh(ab[j])
+            out = hs[t + 1, b]
+            for j in range(H):
+                out[j] = hb[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def backward(dpre, whh, hs, dhs, dh0, relu):
     """Back-propagate one layer through T steps.
 
