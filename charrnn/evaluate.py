@@ -220,7 +220,9 @@ def _segmented_pass(model, ids, segs, W, C, surprisal, progress) -> tuple[float,
         from concurrent.futures import ThreadPoolExecutor, wait
 
         copies = [model.copy(threads=1, frozen=True) for _ in range(groups)]
-        copies[0].nll(np.zeros((1, 1), np.intp), np.zeros((1, 1), np.intp))  # BLAS set up here
+        # set up BLAS, and derive the shared weights once, before the groups start
+        warm = np.zeros((GROUP_ROWS, -(-model.config.vocab_size // GROUP_ROWS)), np.intp)
+        copies[0].nll(warm, warm)
         with ThreadPoolExecutor(groups, thread_name_prefix="eval") as pool:
             try:
                 futures = [

@@ -245,11 +245,17 @@ class CharRNN:
         several threads run models side by side), using `threads` cores per call.
 
         frozen: the caller promises never to change the copy's weights, so the weights derived
-        for each call (packed, transposed, bias sums) are derived once and kept."""
-        twin = CharRNN.from_params(self.config, self.params, self.dtype)
+        for each call (packed, transposed, bias sums) are derived once and kept. Frozen copies
+        of a frozen model share its weights and what is derived from them (one copy in the
+        cache, however many threads read it); only their buffers are their own."""
+        if frozen and self._frozen is not None:
+            twin = CharRNN(self.config, self.flat, self.dtype)
+            twin._frozen = self._frozen
+        else:
+            twin = CharRNN.from_params(self.config, self.params, self.dtype)
+            if frozen:
+                twin._frozen = {}
         twin.set_threads(threads)
-        if frozen:
-            twin._frozen = {}
         return twin
 
     # -- threads

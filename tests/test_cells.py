@@ -334,3 +334,23 @@ def test_a_frozen_copy_derives_its_weights_once_and_scores_the_same(cell, monkey
     # [weight_ih | weight_hh]^T) on every call; the frozen one once per kind
     per_call = 2 + (cell != "gru")
     assert len(calls) == 3 * per_call + 2 * per_call
+
+
+def test_frozen_copies_of_a_frozen_model_share_its_weights_and_derived_weights(monkeypatch):
+    import charrnn.model as model_module
+
+    model = make("lstm", "tanh", layers=2, V=6, H=5, dtype=np.float32)
+    frozen = model.copy(threads=1, frozen=True)
+    assert not np.shares_memory(frozen.flat, model.flat)  # the caller's model may go on training
+    a, b = frozen.copy(threads=1, frozen=True), frozen.copy(threads=1, frozen=True)
+    assert np.shares_memory(a.flat, frozen.flat) and np.shares_memory(b.flat, frozen.flat)
+    calls = []
+    real = model_module._packed
+    monkeypatch.setattr(model_module, "_packed", lambda *x, **k: calls.append(1) or real(*x, **k))
+    x = np.random.default_rng(4).integers(0, 6, (1, 12))
+    np.testing.assert_array_equal(a.nll(x, x)[0], model.nll(x, x)[0])
+    n = len(calls)
+    np.testing.assert_array_equal(b.nll(x, x)[0], a.nll(x, x)[0])
+    assert len(calls) == n  # b used what a derived
+    unfrozen = frozen.copy(threads=1)
+    assert not np.shares_memory(unfrozen.flat, frozen.flat)
