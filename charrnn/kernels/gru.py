@@ -24,7 +24,6 @@ def forward(xg, whh_t, bhn, hs, hn, hg):
     """
     T, B, G = xg.shape
     H = G // 3
-    one = xg.dtype.type(1)
     act = np.empty(G, xg.dtype)  # local rows: see lstm.forward
     hv = np.empty(H, xg.dtype)
     hb = np.empty(H, xg.dtype)
@@ -32,17 +31,7 @@ def forward(xg, whh_t, bhn, hs, hn, hg):
         mm_packed(hs[t], whh_t, hg, 0)
         for b in range(B):
             ab = xg[t, b]
-            gb = hg[b]
-            hp = hs[t, b]
-            for j in range(H):
-                act[j] = sigmoid(ab[j] + gb[j])
-                act[H + j] = sigmoid(ab[H + j] + gb[H + j])
-                hv[j] = gb[2 * H + j] + bhn[j]
-            for j in range(H):
-                act[2 * H + j] = tanh(ab[2 * H + j] + act[j] * hv[j])
-            for j in range(H):
-                z = act[H + j]
-                hb[j] = (one - z) * act[2 * H + j] + z * hp[j]
+            _row(ab, hg[b], bhn, hs[t, b], act, hv, hb)
             for j in range(G):
                 ab[j] = act[j]
             out_hn = hn[t, b]
@@ -61,26 +50,33 @@ def infer(xg, whh_t, bhn, hs, hg):
     """
     T, B, G = xg.shape
     H = G // 3
-    one = xg.dtype.type(1)
-    rb = np.empty(H, xg.dtype)  # local rows: see lstm.forward
-    zb = np.empty(H, xg.dtype)
+    act = np.empty(G, xg.dtype)  # local rows: see lstm.forward
+    hv = np.empty(H, xg.dtype)
     hb = np.empty(H, xg.dtype)
     for t in range(T):
         mm_packed(hs[t], whh_t, hg, 0)
         for b in range(B):
-            ab = xg[t, b]
-            gb = hg[b]
-            hp = hs[t, b]
-            for j in range(H):
-                rb[j] = sigmoid(ab[j] + gb[j])
-                zb[j] = sigmoid(ab[H + j] + gb[H + j])
-            for j in range(H):
-                n = tanh(ab[2 * H + j] + rb[j] * (gb[2 * H + j] + bhn[j]))
-                z = zb[j]
-                hb[j] = (one - z) * n + z * hp[j]
+            _row(xg[t, b], hg[b], bhn, hs[t, b], act, hv, hb)
             out_h = hs[t + 1, b]
             for j in range(H):
                 out_h[j] = hb[j]
+
+
+@njit(nogil=True, error_model="numpy", inline="always")
+def _row(ab, gb, bhn, hp, act, hv, hb):
+    """One row of one step, into local rows: act (3H,) = r, z, n; hv (H,) = W_hn h + b_hn;
+    hb (H,) = h'. ab: the input side (3H,), gb: h W_hh^T (3H,), hp: h (H,)."""
+    H = hv.size
+    one = hb.dtype.type(1)
+    for j in range(H):
+        act[j] = sigmoid(ab[j] + gb[j])
+        act[H + j] = sigmoid(ab[H + j] + gb[H + j])
+        hv[j] = gb[2 * H + j] + bhn[j]
+    for j in range(H):
+        act[2 * H + j] = tanh(ab[2 * H + j] + act[j] * hv[j])
+    for j in range(H):
+        z = act[H + j]
+        hb[j] = (one - z) * act[2 * H + j] + z * hp[j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -131,3 +131,22 @@ def multiply(a, b, out):
     for n in range(N):
         for i in range(C):
             out[n, i] = a[n, i] * b[n, i]
+
+
+@njit(nogil=True, error_model="numpy", inline="always")
+def stack_rows(below, own, bias, x, a):
+    """The operands of one stacked step (lstm/rnn.infer_stacked): x (B, 2H) = [below, own] row
+    by row for below, own (B, H); a (B, G) = bias (G,) in every row."""
+    B, H = below.shape
+    G = bias.size
+    for b in range(B):
+        xb = x[b]
+        lo = below[b]
+        hi = own[b]
+        for j in range(H):
+            xb[j] = lo[j]
+        for j in range(H):
+            xb[H + j] = hi[j]
+        ab = a[b]
+        for j in range(G):
+            ab[j] = bias[j]

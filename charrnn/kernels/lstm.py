@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 
 from charrnn.kernels.activations import sigmoid, tanh
+from charrnn.kernels.layers import stack_rows
 from charrnn.kernels.tiles import mm_packed
 
 
@@ -94,17 +95,7 @@ def infer_stacked(hin, wcat_t, bias, hs, c):
     cb = np.empty(H, hin.dtype)
     hb = np.empty(H, hin.dtype)
     for t in range(T):
-        for b in range(B):
-            xb = x[b]
-            below = hin[t, b]
-            own = hs[t, b]
-            for j in range(H):
-                xb[j] = below[j]
-            for j in range(H):
-                xb[H + j] = own[j]
-            ab = a[b]
-            for j in range(G):
-                ab[j] = bias[j]
+        stack_rows(hin[t], hs[t], bias, x, a)
         mm_packed(x, wcat_t, a, 1)
         _update(a, c, hs[t + 1], cb, hb)
 

@@ -7,6 +7,7 @@ import numpy as np
 from numba import njit
 
 from charrnn.kernels.activations import tanh
+from charrnn.kernels.layers import stack_rows
 from charrnn.kernels.tiles import mm_packed
 
 
@@ -20,22 +21,11 @@ def forward(xg, whh_t, hs, relu):
     relu: use max(0, x) instead of tanh.
     """
     T, B, H = xg.shape
-    zero = xg.dtype.type(0)
     hb = np.empty(H, xg.dtype)  # local row: see lstm.forward
     for t in range(T):
         a = xg[t]
         mm_packed(hs[t], whh_t, a, 1)
-        for b in range(B):
-            ab = a[b]
-            if relu:
-                for j in range(H):
-                    hb[j] = max(ab[j], zero)
-            else:
-                for j in range(H):
-                    hb[j] = tanh(ab[j])
-            out = hs[t + 1, b]
-            for j in range(H):
-                out[j] = hb[j]
+        _update(a, hs[t + 1], relu, hb)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -48,34 +38,31 @@ def infer_stacked(hin, wcat_t, bias, hs, relu):
     packed by tiles.pack.  bias (H,): b_ih + b_hh.  hs, relu: as in `forward`.
     """
     T, B, H = hin.shape
-    zero = hin.dtype.type(0)
     x = np.empty((B, 2 * H), hin.dtype)
     a = np.empty((B, H), hin.dtype)
     hb = np.empty(H, hin.dtype)
     for t in range(T):
-        for b in range(B):
-            xb = x[b]
-            below = hin[t, b]
-            own = hs[t, b]
-            for j in range(H):
-                xb[j] = below[j]
-            for j in range(H):
-                xb[H + j] = own[j]
-            ab = a[b]
-            for j in range(H):
-                ab[j] = bias[j]
+        stack_rows(hin[t], hs[t], bias, x, a)
         mm_packed(x, wcat_t, a, 1)
-        for b in range(B):
-            ab = a[b]
-            if relu:
-                for j in range(H):
-                    hb[j] = max(ab[j], zero)
-            else:
-                for j in range(H):
-                    hb[j] = tanh(ab[j])
-            out = hs[t + 1, b]
+        _update(a, hs[t + 1], relu, hb)
+
+
+@njit(nogil=True, error_model="numpy", inline="always")
+def _update(a, h, relu, hb):
+    """h (B, H) = act(a (B, H)), through the local row hb (H,)."""
+    B, H = a.shape
+    zero = a.dtype.type(0)
+    for b in range(B):
+        ab = a[b]
+        if relu:
             for j in range(H):
-                out[j] = hb[j]
+                hb[j] = max(ab[j], zero)
+        else:
+            for j in range(H):
+                hb[j] = tanh(ab[j])
+        out = h[b]
+        for j in range(H):
+            out[j] = hb[j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
