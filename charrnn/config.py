@@ -87,7 +87,8 @@ class ModelConfig:
     hidden: int = 256  # H
     layers: int = 2  # L
     embed: int = 0  # E; 0 means one-hot input (input size of layer 0 is V)
-    dropout: float = 0.0  # inverted dropout on the outputs of every layer but the last
+    dropout: float = 0.0  # inverted dropout on the outputs of every layer but the last ...
+    output_dropout: bool = True  # ... and on the top layer's output, before the decoder
     nonlinearity: str = "tanh"  # rnn only: tanh | relu
     forget_bias: float | None = None  # lstm init: set bias_ih forget slice to this, bias_hh's to 0
 
@@ -115,7 +116,17 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        d = dict(d)
+        # checkpoints written before output dropout existed dropped between layers only
+        d.setdefault("output_dropout", False)
         return _from_dict(cls, d)
+
+    @property
+    def dropout_masks(self) -> int:
+        """How many dropout masks a training step draws: one per layer output it drops."""
+        if self.dropout == 0.0:
+            return 0
+        return self.layers if self.output_dropout else self.layers - 1
 
 
 @dataclass

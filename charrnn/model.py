@@ -12,7 +12,8 @@ H units, G gates (1 rnn, 4 lstm, 3 gru), vocabulary V, N = T*B:
           loop (a register-tiled product with weight_hh^T packed once per call, kernels/tiles).
           Outputs hs_k (T+1, B, H) with hs_k[0] = the initial state.
       layer k+1 input = hs_k[1:] * dropout mask_k (T, B, H)  ─▶ one GEMM to XG of layer k+1
-      decoder: hs_{L-1}[1:] (N, H) @ decoder.weight^T + bias ─▶ logits (N, V)
+      decoder: hs_{L-1}[1:] * mask_{L-1} (N, H) @ decoder.weight^T + bias ─▶ logits (N, V)
+          (the top layer's mask only with config.output_dropout, as char-rnn and Zaremba et al.)
       loss = mean over N of -log softmax(logits)[y]   (nats per character)
     backward: the same in reverse; dW_hh, dW_ih, the biases and the decoder gradients are one
     GEMM or sum over all N rows each, after the time loop; one-hot dW_ih is a scatter-add.
@@ -116,6 +117,8 @@ class _Work:
         self.hs = [e((t + 1, bs, h), dtype) for _ in range(n_layers)]
         self.dhs = [e((t, bs, h), dtype) for _ in range(n_layers)]
         self.xin = [e((t, bs, h), dtype) if k else None for k in range(n_layers)]
+        # the top layer's output after its dropout mask: the decoder's input when training
+        self.top = e((t, bs, h), dtype) if cfg.output_dropout and cfg.dropout else None
         if cfg.cell == "lstm":
             self.cs = [e((t + 1, bs, h), dtype) for _ in range(n_layers)]
             self.tcs = [e((t, bs, h), dtype) for _ in range(n_layers)]
@@ -287,7 +290,8 @@ class CharRNN:
         """Mean cross-entropy (nats/char) of predicting y from x, and its gradient.
 
         x, y (B, T) int ids; state: initial State (None = zeros); masks: explicit dropout masks,
-        one (B, T, H) array per layer but the last, already scaled by 1/(1-p); else drawn from
+        config.dropout_masks (B, T, H) arrays, already scaled by 1/(1-p): mask k multiplies
+        layer k's output (the last, with output_dropout, the decoder's input); else drawn from
         rng (needed when dropout > 0).
         """
         x, y = self._ids(x, "x"), self._ids(y, "y")
@@ -422,10 +426,12 @@ class CharRNN:
 
     def _masks(self, masks, rng, B: int, T: int):
         cfg = self.config
-        n = cfg.layers - 1
+        n = cfg.dropout_masks
         if masks is not None:
             if len(masks) != n:
-                raise ValueError(f"masks must hold {n} arrays (one per layer but the last)")
+                raise ValueError(
+                    f"masks must hold {n} arrays (one per dropped layer output), got {len(masks)}"
+                )
             out = []
             for k, m in enumerate(masks):
                 m = np.asarray(m, self.dtype)
@@ -433,7 +439,7 @@ class CharRNN:
                     raise ValueError(f"mask {k} has shape {m.shape}, expected {(B, T, cfg.hidden)}")
                 out.append(m)
             return out or None
-        if cfg.dropout == 0.0 or n == 0:
+        if n == 0:
             return None
         if rng is None:
             raise ValueError("dropout > 0 needs rng (or explicit masks) for training steps")
@@ -568,6 +574,9 @@ class CharRNN:
                 rnn_k.forward(xg, prep.whh_t[k], hs, relu)
             final[0][k, sl] = hs[T]
         top = w.hs[cfg.layers - 1][1:].reshape(N, -1)
+        if masks is not None and len(masks) == cfg.layers:
+            lk.multiply(top, masks[-1].reshape(N, -1), w.top.reshape(N, -1))
+            top = w.top.reshape(N, -1)
         lk.project(top, p["decoder.weight"], p["decoder.bias"], w.logits)
 
     def _backward_shard(self, w: _Work, prep: _Prepared, x_tb, masks, g, dstate, sl) -> None:
@@ -578,10 +587,12 @@ class CharRNN:
         N = T * bs
         L = cfg.layers
         relu = cfg.nonlinearity == "relu"
-        top = w.hs[L - 1][1:].reshape(N, -1)
+        dropped = masks is not None and len(masks) == L  # the decoder read the masked top
+        top = (w.top if dropped else w.hs[L - 1][1:]).reshape(N, -1)
         lk.weight_grad(w.logits, top, g["decoder.weight"])
         lk.colsum(w.logits, g["decoder.bias"])
-        lk.input_grad(w.logits, p["decoder.weight"], w.dhs[L - 1].reshape(N, -1), w.logits, False)
+        mask = masks[-1].reshape(N, -1) if dropped else w.logits
+        lk.input_grad(w.logits, p["decoder.weight"], w.dhs[L - 1].reshape(N, -1), mask, dropped)
         for k in range(L - 1, -1, -1):
             act = w.xg[k]
             whh = prep.whh[k]

@@ -51,8 +51,8 @@ def reference(cfg: ModelConfig, p: dict, x, y, state, masks=None):
         outs.append(out)
         h_fin.append(h)
         c_fin.append(c)
-        inp = out * masks[k] if (masks is not None and k < cfg.layers - 1) else out
-    logits = outs[-1] @ p["decoder.weight"].T + p["decoder.bias"]
+        inp = out * masks[k] if (masks is not None and k < len(masks)) else out
+    logits = inp @ p["decoder.weight"].T + p["decoder.bias"]
     m = logits.max(-1, keepdims=True)
     lse = (m + np.log(np.exp(logits - m).sum(-1, keepdims=True)))[..., 0]
     nll = lse - np.take_along_axis(logits, y[..., None], -1)[..., 0]
@@ -113,16 +113,26 @@ def test_forward_matches_reference(cell, nl, layers, embed, dtype):
 
 
 @pytest.mark.parametrize("cell,nl", CELLS)
-def test_dropout_masks_match_reference(cell, nl):
+@pytest.mark.parametrize("output_dropout", [True, False])
+def test_dropout_masks_match_reference(cell, nl, output_dropout):
+    """Masks on every layer's output (the top one before the decoder), or between layers only."""
     model = make(cell, nl, layers=3, dropout=0.5)
+    model.config.output_dropout = output_dropout
     rng = np.random.default_rng(2)
     B, T, H = 2, 4, 5
     x, y = rng.integers(0, 6, (B, T)), rng.integers(0, 6, (B, T))
-    masks = [(rng.random((B, T, H)) < 0.5) * 2.0 for _ in range(2)]
+    n = 3 if output_dropout else 2
+    assert model.config.dropout_masks == n
+    masks = [(rng.random((B, T, H)) < 0.5) * 2.0 for _ in range(n)]
     state = rand_state(model, B, rng)
     _, final, _, nll = reference(model.config, model.params, x, y, state, masks)
     res = model.loss_and_grad(x, y, state, masks=masks)
     assert res.loss == pytest.approx(nll.mean(), abs=1e-12)
+    # the top layer's mask changes the loss exactly when it is applied
+    unmasked_top = reference(model.config, model.params, x, y, state, masks[:2])[3].mean()
+    assert (res.loss == pytest.approx(unmasked_top, abs=1e-12)) != output_dropout
+    with pytest.raises(ValueError, match=f"masks must hold {n} arrays"):
+        model.loss_and_grad(x, y, state, masks=masks[:1])
     # masks drawn from an rng: deterministic for a given seed, and different from no dropout
     a = model.loss_and_grad(x, y, state, rng=np.random.default_rng(5))
     b = model.loss_and_grad(x, y, state, rng=np.random.default_rng(5))

@@ -109,14 +109,15 @@ def test_loss_and_gradients_equal_torch(cell, nl, layers, embed, hidden, carried
 
 
 def test_dropout_matches_torch_with_same_masks():
-    """torch.nn.LSTM(dropout=p) drops the outputs of every layer but the last: reproduce it
-    with explicit per-layer modules and our masks."""
+    """torch.nn.LSTM(dropout=p) drops the outputs of every layer but the last, and our top
+    layer's output is dropped before the decoder as well (torch.nn.Dropout there, as char-rnn):
+    reproduce it with explicit per-layer modules and our masks."""
     V, B, T, H = 11, 4, 9, 16
     cfg = ModelConfig(cell="lstm", vocab_size=V, hidden=H, layers=3, dropout=0.3)
     rng = np.random.default_rng(1)
     model = CharRNN.create(cfg, rng)
     x, y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
-    masks = [((rng.random((B, T, H)) >= 0.3) / 0.7).astype(np.float32) for _ in range(2)]
+    masks = [((rng.random((B, T, H)) >= 0.3) / 0.7).astype(np.float32) for _ in range(3)]
     res = model.loss_and_grad(x, y, None, masks=masks)
     layers = []
     inp = torch.nn.functional.one_hot(torch.from_numpy(x), V).float()
@@ -126,8 +127,7 @@ def test_dropout_matches_torch_with_same_masks():
             getattr(lstm, f"{n}_l0").data = torch.from_numpy(model.params[f"{n}_l{k}"].copy())
         layers.append(lstm)
         inp, _ = lstm(inp)
-        if k < 2:
-            inp = inp * torch.from_numpy(masks[k])
+        inp = inp * torch.from_numpy(masks[k])
     dec = torch.nn.Linear(H, V)
     dec.weight.data = torch.from_numpy(model.params["decoder.weight"].copy())
     dec.bias.data = torch.from_numpy(model.params["decoder.bias"].copy())
