@@ -72,6 +72,7 @@ def summarize(ckpt, path) -> dict[str, Any]:
             "sha256": corpus.get("sha256"),
             "sources": corpus.get("sources"),
         },
+        "sizing": meta.get("sizing") if isinstance(meta.get("sizing"), dict) else None,
         "best_val_loss": best,
         "best_val_bpc": None if best is None else best / math.log(2.0),
         "best_step": meta.get("best_step"),
@@ -110,9 +111,14 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
     arch = f"{m['cell']}  {m['layers']} x {m['hidden']}"
     arch += f"  embed {m['embed']}" if m["embed"] else "  one-hot input"
     arch += f"  dropout {m['dropout']:g}"
+    if m["dropout"] and not m.get("output_dropout", True):
+        arch += " (between layers only)"
     if m["cell"] == "rnn":
         arch += f"  {m['nonlinearity']}"
     head.add_row("model", arch)
+    sizing = info.get("sizing")
+    if sizing and isinstance(sizing.get("reason"), str):
+        head.add_row("chosen", f"for the budget: {sizing['reason']}")
     head.add_row(
         "vocabulary", f"{info['vocab']['size']} symbols: " + " ".join(info["vocab"]["symbols"])
     )

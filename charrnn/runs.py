@@ -77,6 +77,11 @@ class Request:
     force: bool = False
     encoding: str = "utf-8"
     errors: str = "strict"
+    preset: str | None = None
+    # the budget (--max-time seconds, --steps, --epochs); a new run's size is chosen for it
+    seconds: float | None = None
+    steps: int | None = None
+    epochs: float | None = None
 
 
 def _check_out_dir(out: Path) -> None:
@@ -121,6 +126,43 @@ def _vocab_mismatch(ckpt_vocab, corpus_vocab) -> str:
         f"vocabulary mismatch: the checkpoint knows {len(ckpt_vocab)} symbols, "
         f"the corpus has {len(corpus_vocab)}{extra}"
     )
+
+
+def _size_for_budget(req: Request, cfg: ModelConfig, train_chars: int, chars_per_step: int):
+    """A new run's layers, hidden size and dropout chosen for its budget (charrnn.budget), where
+    neither the user nor a preset fixed them. Returns (config, the choice as stored) or
+    (cfg, None) when everything was fixed."""
+    from charrnn import budget
+
+    fixed = set(req.explicit) | set(PRESETS.get(req.preset or "", {}))
+    if {"layers", "hidden", "dropout"} <= fixed:
+        return cfg, None
+    chars = []
+    if req.steps is not None:
+        chars.append(req.steps * chars_per_step)
+    if req.epochs is not None:
+        chars.append(req.epochs * train_chars)
+    gflops, probe_seconds = None, 0.0
+    if req.seconds is not None and not ({"layers", "hidden"} <= fixed):
+        gflops, probe_seconds = budget.machine_speed(cfg.cell, cfg.vocab_size, req.train.threads)
+    choice = budget.choose(
+        cell=cfg.cell,
+        vocab=cfg.vocab_size,
+        train_chars=train_chars,
+        embed=cfg.embed,
+        seconds=None if req.seconds is None else max(1.0, req.seconds - probe_seconds),
+        gflops=gflops,
+        chars=min(chars) if chars else None,
+        layers=cfg.layers if "layers" in fixed else None,
+        hidden=cfg.hidden if "hidden" in fixed else None,
+        dropout=cfg.dropout if "dropout" in fixed else None,
+    )
+    cfg = dataclasses.replace(
+        cfg, layers=choice.layers, hidden=choice.hidden, dropout=choice.dropout
+    ).validate()
+    stored = choice.to_dict()
+    stored.update(gflops=gflops, probe_seconds=probe_seconds, train_chars=train_chars)
+    return cfg, stored
 
 
 def prepare(req: Request):
@@ -202,6 +244,9 @@ def prepare(req: Request):
         warnings.append(warning)
         train_cfg = dataclasses.replace(train_cfg, batch=batch, seq=seq)
 
+    sizing = None
+    if base is None:
+        model_cfg, sizing = _size_for_budget(req, model_cfg, len(train_ids), batch * seq)
     rng = np.random.Generator(np.random.PCG64(train_cfg.rng_seed))
     model = CharRNN.create(model_cfg, rng)
     if base is not None:
@@ -231,6 +276,7 @@ def prepare(req: Request):
         out_dir=out,
         name=name,
         rng=rng,
+        sizing=sizing,
     )
     if resumed is not None:
         try:

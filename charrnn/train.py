@@ -157,6 +157,7 @@ class Run:
     elapsed: float = 0.0  # seconds of training over all invocations
     chars_seen: int = 0
     history: History = field(default_factory=History)
+    sizing: dict[str, Any] | None = None  # how the model was chosen for the budget (budget.py)
 
     @property
     def model_config(self) -> ModelConfig:
@@ -206,6 +207,7 @@ class Run:
             "elapsed_seconds": self.elapsed,
             "chars_seen": self.chars_seen,
             "chars_per_second": chars_per_second,
+            "sizing": self.sizing,
             "charrnn_version": __version__,
         }
         return Checkpoint(
@@ -237,6 +239,8 @@ class Run:
         self.elapsed = float(meta.get("elapsed_seconds", 0.0))
         self.chars_seen = int(meta.get("chars_seen", 0))
         self.history = History.from_dict(meta.get("history", {}))
+        sizing = meta.get("sizing")
+        self.sizing = sizing if isinstance(sizing, dict) else None
 
 
 class Trainer:

@@ -42,8 +42,10 @@ def start(corpus, out, *extra):
         *extra,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    line = proc.stderr.readline().decode()  # the start line: the handlers are installed
-    assert line.startswith("charrnn: training"), line
+    line = proc.stderr.readline().decode()
+    if "chosen for the budget" in line:  # the model's size, before the run starts
+        line = proc.stderr.readline().decode()
+    assert line.startswith("charrnn: training"), line  # the start line: handlers installed
     return proc
 
 

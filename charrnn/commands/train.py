@@ -20,19 +20,21 @@ def _default(name: str) -> str:
     return f" \\[default: {value}]"
 
 
-HELP = """Train a character-level language model on text.
-
-With no CORPUS, trains on the bundled Shakespeare plays. Checkpoints go to --out as
-NAME-latest.npz (every evaluation) and NAME-best.npz (best validation loss).
-
-Examples:
-
-  charrnn train poems.txt --max-time 10m
-
-  cat *.py | charrnn train - --name code --model gru --hidden 512
-
-  charrnn train --resume checkpoints/shakespeare-latest.npz --max-time 1h
-"""
+HELP = (
+    "Train a character-level language model on text.\n\n"
+    "With no CORPUS, trains on the bundled Shakespeare plays. Checkpoints go to --out as "
+    "NAME-latest.npz (every evaluation) and NAME-best.npz (best validation loss).\n\n"
+    "With a budget (--max-time, --steps or --epochs) the model's size and dropout are chosen "
+    "for it: the largest size the budget trains on enough characters per parameter (for "
+    "--max-time, from the speed this machine shows), with dropout for its size against the "
+    "corpus; the first line says what was chosen and why. Flags you give always win: to pin the "
+    "model for a reproducible run, pass the --layers, --hidden and --dropout that line prints. "
+    "Without a budget: 2x256, trained until val loss stops improving.\n\n"
+    "Examples:\n\n"
+    "  charrnn train poems.txt --max-time 10m\n\n"
+    "  cat *.py | charrnn train - --name code --model gru --hidden 512\n\n"
+    "  charrnn train --resume checkpoints/shakespeare-latest.npz --max-time 1h\n"
+)
 
 MODEL = "Model"
 TRAIN = "Training"
@@ -55,16 +57,21 @@ def command(
         None, help="rnn only: tanh or relu." + _default("nonlinearity"), rich_help_panel=MODEL
     ),
     layers: int | None = typer.Option(
-        None, help="Stacked layers." + _default("layers"), rich_help_panel=MODEL
+        None, help="Stacked layers. \\[default: chosen for the budget]", rich_help_panel=MODEL
     ),
     hidden: int | None = typer.Option(
-        None, help="Hidden units per layer." + _default("hidden"), rich_help_panel=MODEL
+        None,
+        help="Hidden units per layer. \\[default: chosen for the budget]",
+        rich_help_panel=MODEL,
     ),
     embed: int | None = typer.Option(
         None, help="Embedding size; 0 = one-hot input." + _default("embed"), rich_help_panel=MODEL
     ),
     dropout: float | None = typer.Option(
-        None, help="Dropout between layers, in [0, 1)." + _default("dropout"), rich_help_panel=MODEL
+        None,
+        help="Dropout on every layer's output (between layers and before the decoder), in "
+        "[0, 1). \\[default: chosen for the model and corpus size]",
+        rich_help_panel=MODEL,
     ),
     forget_bias: float | None = typer.Option(
         None,
@@ -229,6 +236,10 @@ def run_training(**o) -> None:
         force=o["force"],
         encoding=o["encoding"],
         errors=o["errors"],
+        preset=o["preset"],
+        seconds=seconds,
+        steps=o["steps"],
+        epochs=o["epochs"],
     )
     _train(req, o, seconds)
 
@@ -240,6 +251,10 @@ def _train(req, o, seconds: float | None) -> None:
     run, warnings = prepare(req)
     for w in warnings:
         typer.echo(f"charrnn: warning: {w}", err=True)
+    if run.sizing is not None:
+        typer.echo(f"charrnn: {_sizing_line(run)}", err=True)
+        if seconds is not None:  # measuring the machine's speed was part of the budget
+            seconds = max(1.0, seconds - run.sizing["probe_seconds"])
     stop = StopRule(o["steps"], o["epochs"], seconds, validated=run.val_ids.size > 0)
     spe = run.batches.steps_per_epoch
     eval_every = o["eval_every"] or max(10, min(1000, spe // 2))
@@ -302,6 +317,17 @@ def _train(req, o, seconds: float | None) -> None:
             err=True,
         )
         raise typer.Exit(130)
+
+
+def _sizing_line(run) -> str:
+    """One line: the model the budget chose, why, and the flags that pin it."""
+    cfg, sz = run.model_config, run.sizing
+    speed = f" at {sz['gflops']:.0f} GFLOP/s measured here" if sz.get("gflops") else ""
+    return (
+        f"{cfg.cell} {cfg.layers}×{cfg.hidden}, dropout {cfg.dropout:g}, chosen for the budget"
+        f"{speed}: {sz['reason']}. Pin it with --layers {cfg.layers} --hidden {cfg.hidden} "
+        f"--dropout {cfg.dropout:g}"
+    )
 
 
 def _sampler(run):

@@ -1,0 +1,261 @@
+"""Choosing the model for a training budget: the size the budget can train, and its dropout.
+
+The rule, in one sentence: take the largest model on a ladder of coarse sizes that, within the
+budget, reads at least READS_PER_PARAM characters per parameter and has at most
+PARAMS_PER_CHAR parameters per training character; then set dropout from how many parameters
+it has per training character (a larger model on the same text needs more).
+
+A time budget (--max-time) becomes characters through the speed of this machine: `probe_speed`
+times a few training steps of a reference model and turns them into matrix-product GFLOP/s; a
+model's speed is that rate over its FLOPs per character. So a fast host trains a bigger model in
+the same minutes, and a slow host a smaller one. --steps and --epochs fix the characters
+directly (no timing, so the choice never varies). Without a budget the size stays the default.
+
+`choose` is a pure function of the corpus, the budget and the speed; `remembered_speed` keeps the
+choice stable from run to run on one machine (a timing jitter never flips it): the first
+measurement is remembered, and replaced only by one more than SPEED_FASTER faster (the first was
+taken under load) or more than SPEED_SLOWER times slower (another machine).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from charrnn.config import ModelConfig, param_shapes
+
+# (layers, hidden), smallest first
+LADDER: tuple[tuple[int, int], ...] = (
+    (1, 64),
+    (2, 128),
+    (2, 192),
+    (2, 256),
+    (2, 384),
+    (2, 512),
+    (2, 768),
+    (2, 1024),
+)
+DEFAULT_SIZE = (2, 256)  # without a budget (early stopping), and for the speed probe
+READS_PER_PARAM = 4.0  # a model is trained only if the budget reads this many chars per param
+PARAMS_PER_CHAR = 4.0  # ... and it has at most this many params per training character
+# dropout = DROPOUT_BASE + DROPOUT_SLOPE * log2(params per training character), clipped to
+# [0, DROPOUT_MAX] and rounded to 0.05
+DROPOUT_BASE = 0.25
+DROPOUT_SLOPE = 0.1
+DROPOUT_MAX = 0.5
+EFFICIENCY = 0.93  # share of a time budget spent in training steps (evaluations take the rest)
+SPEED_FASTER = 1.3
+SPEED_SLOWER = 3.0
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What `choose` picked, and why (stored in every checkpoint of the run)."""
+
+    layers: int
+    hidden: int
+    dropout: float
+    params: int
+    reads: float | None  # characters the budget reads with this model (None: no budget)
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def flops_per_char(cell: str, layers: int, hidden: int, vocab: int, embed: int = 0) -> float:
+    """Matrix-product FLOPs of one training step per character: forward, and backward at twice
+    the forward, less layer 0's input gradient (one-hot input has none)."""
+    from charrnn.config import gates
+
+    g, h = gates(cell), hidden
+    inp0 = embed or vocab
+    total = 0.0
+    for k in range(layers):
+        inp = inp0 if k == 0 else h
+        total += 3 * 2 * g * h * (inp + h)
+        if k == 0 and not embed:
+            total -= 2 * g * h * inp
+    return total + 3 * 2 * h * vocab
+
+
+def count_params(cell: str, layers: int, hidden: int, vocab: int, embed: int = 0) -> int:
+    cfg = ModelConfig(cell=cell, vocab_size=vocab, hidden=hidden, layers=layers, embed=embed)
+    return sum(math.prod(s) for s in param_shapes(cfg).values())
+
+
+def dropout_for(params: int, train_chars: int) -> float:
+    """Dropout for a model of `params` parameters trained on `train_chars` characters."""
+    ratio = params / max(1, train_chars)
+    d = DROPOUT_BASE + DROPOUT_SLOPE * math.log2(ratio)
+    return round(min(DROPOUT_MAX, max(0.0, d)) * 20) / 20
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def choose(
+    *,
+    cell: str,
+    vocab: int,
+    train_chars: int,
+    embed: int = 0,
+    seconds: float | None = None,
+    gflops: float | None = None,
+    chars: float | None = None,
+    layers: int | None = None,
+    hidden: int | None = None,
+    dropout: float | None = None,
+) -> Choice:
+    """The model for a budget of `chars` training characters and/or `seconds` at `gflops`
+    (matrix-product GFLOP/s of training on this machine; with both, the smaller); neither: no
+    budget. `layers`, `hidden` and `dropout` given by the user are kept; the rule chooses the
+    rest."""
+
+    def reads(lk: int, hk: int) -> float | None:
+        options = [] if chars is None else [float(chars)]
+        if seconds is not None and gflops:
+            fpc = flops_per_char(cell, lk, hk, vocab, embed)
+            options.append(seconds * EFFICIENCY * gflops * 1e9 / fpc)
+        return min(options) if options else None
+
+    def params(lk: int, hk: int) -> int:
+        return count_params(cell, lk, hk, vocab, embed)
+
+    budget = chars is not None or (seconds is not None and bool(gflops))
+    if hidden is not None or not budget:
+        rungs = [(layers or DEFAULT_SIZE[0], hidden or DEFAULT_SIZE[1])]
+    else:  # the ladder's sizes, at the user's depth if given
+        rungs = [(layers, hk) for _, hk in LADDER] if layers is not None else list(LADDER)
+    if not budget:
+        pick = rungs[0]
+        why = "no budget: the default size, trained until val loss stops improving"
+    else:
+        fits = [
+            r
+            for r in rungs
+            if reads(*r) >= READS_PER_PARAM * params(*r)
+            and params(*r) <= PARAMS_PER_CHAR * max(1, train_chars)
+        ]
+        pick = fits[-1] if fits else rungs[0]
+        n = reads(*pick)
+        why = (
+            f"the budget reads {_size(n)} characters, {n / params(*pick):.1f} per parameter, "
+            f"{n / max(1, train_chars):.3g} epochs"
+        )
+        if len(rungs) > 1 and pick != rungs[-1]:
+            bigger = rungs[rungs.index(pick) + 1]
+            nb, pb = reads(*bigger), params(*bigger)
+            if pb > PARAMS_PER_CHAR * max(1, train_chars):
+                why += (
+                    f"; {bigger[0]}×{bigger[1]} would have {pb / max(1, train_chars):.1f} "
+                    "parameters per training character"
+                )
+            else:
+                why += f"; {bigger[0]}×{bigger[1]} would read {nb / pb:.1f} per parameter"
+        elif len(rungs) > 1 and not fits:
+            why += " (the smallest size)"
+    p = params(*pick)
+    d = dropout_for(p, train_chars) if dropout is None else dropout
+    return Choice(pick[0], pick[1], d, p, reads(*pick), why)
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def probe_speed(cell: str, vocab: int, threads: int, batch: int = 50, seq: int = 50) -> float:
+    """Matrix-product GFLOP/s of training steps of a DEFAULT_SIZE model on this machine (the
+    best of three timed steps after one untimed, which may compile the kernels)."""
+    import numpy as np
+
+    from charrnn.model import CharRNN
+    from charrnn.optim import clip_gradients
+
+    layers, hidden = DEFAULT_SIZE
+    cfg = ModelConfig(cell=cell, vocab_size=vocab, hidden=hidden, layers=layers, dropout=0.1)
+    rng = np.random.default_rng(0)
+    model = CharRNN.create(cfg, rng)
+    model.set_threads(threads)
+    x = rng.integers(0, vocab, (batch, seq))
+    y = rng.integers(0, vocab, (batch, seq))
+    best = math.inf
+    for i in range(4):
+        t0 = time.perf_counter()
+        res = model.loss_and_grad(x, y, rng=rng)
+        clip_gradients(res.grad_flat, 5.0)
+        model.flat -= 1e-6 * res.grad_flat  # an update's memory traffic, as training has
+        if i:
+            best = min(best, time.perf_counter() - t0)
+    return batch * seq * flops_per_char(cell, layers, hidden, vocab) / best / 1e9
+
+
+def _machine_key(cell: str, threads: int) -> str:
+    """This machine's processor, the cores used and the cell: what the speed depends on."""
+    info: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("vendor_id", "cpu family", "model", "model name") and key not in info:
+                    info[key] = value.strip()
+                if not line.strip() and info:
+                    break
+    except OSError:
+        pass
+    cpu = " ".join(info.get(k, "?") for k in ("vendor_id", "cpu family", "model", "model name"))
+    from charrnn import __version__
+
+    return f"{cpu} | threads {threads} | {cell} | charrnn {__version__}"
+
+
+def remembered_speed(measured: float, key: str, path: Path) -> float:
+    """The speed to plan with: the remembered one for `key` unless `measured` differs from it by
+    more than the thresholds above, in which case `measured` is remembered (best effort: a cache
+    that cannot be written only loses the memory)."""
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(table, dict):
+            table = {}
+    except (OSError, ValueError):
+        table = {}
+    old = table.get(key)
+    if isinstance(old, (int, float)) and old > 0:
+        if measured <= old * SPEED_FASTER and measured >= old / SPEED_SLOWER:
+            return float(old)
+    table[key] = measured
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".speed-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(table, f, indent=1)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return measured
+
+
+def speed_path() -> Path:
+    from charrnn.corpus import default_cache_dir
+
+    return default_cache_dir().parent / "speed.json"
+
+
+def machine_speed(cell: str, vocab: int, threads: int) -> tuple[float, float]:
+    """(GFLOP/s to plan with, seconds the measurement took)."""
+    from charrnn.cpus import cpu_count
+
+    threads = threads or cpu_count()
+    t0 = time.perf_counter()
+    measured = probe_speed(cell, vocab, threads)
+    planned = remembered_speed(measured, _machine_key(cell, threads), speed_path())
+    return planned, time.perf_counter() - t0
