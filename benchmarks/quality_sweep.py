@@ -1,109 +1,94 @@
-"""Validation loss against wall-clock time for candidate training settings.
+"""The sweep behind the defaults: for each time budget, the size charrnn's rule picks on this
+machine and its neighbours on the ladder, each trained for the same minutes, one after the other
+(nothing else may run on the machine), scored on the held-out text.
 
-Runs `charrnn train` on tinyshakespeare (or --corpus) with a time budget for each candidate, one
-after the other (nothing else should run on the machine), and prints val loss (nats/char) at 2, 5
-and 10 minutes of wall time from process start, read from the JSONL log. With --torch, also runs
-the PyTorch anchor (2x256 LSTM, Adam 2e-3, B50 T100, clip 5) on the same split in the same run.
+For each budget and thread count: run `charrnn train CORPUS --max-time M --threads N` (the
+rule's pick, read back from its first line), then the ladder rung below and above it, pinned
+with --layers/--hidden and the dropout the rule gives that size (`budget.choose`). Each is
+scored with `charrnn eval` on the test split (last 5 %) and on the last 10 %. A rule that sizes
+well has its pick scoring lowest of the three.
 
-    python benchmarks/quality_sweep.py --minutes 10 --only default
-    python benchmarks/quality_sweep.py --minutes 4 --only h256,h384d2
+    python benchmarks/quality_sweep.py --minutes 2,5,10 --threads 2
+    python benchmarks/quality_sweep.py --minutes 10 --threads 1 --only pick
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
+from quality_vs_peers import CORPUS, ROOT, host_kind, run_charrnn
 
-CANDIDATES: dict[str, list[str]] = {
-    "default": [],
-    "h256d1cos": ["--hidden", "256", "--dropout", "0.1", "--lr", "3e-3", "--schedule", "cosine"],
-    "h384d2cos": ["--hidden", "384", "--dropout", "0.2", "--lr", "3e-3", "--schedule", "cosine"],
-    "h256t50d1cos": [
-        "--hidden",
-        "256",
-        "--seq",
-        "50",
-        "--dropout",
-        "0.1",
-        "--lr",
-        "3e-3",
-        "--schedule",
-        "cosine",
-    ],
-    "h128t50": ["--hidden", "128", "--seq", "50", "--lr", "3e-3"],
-    "h256": ["--hidden", "256"],
-}
-MARKS = (2, 5, 10)
+sys.path.insert(0, str(ROOT))
+
+from charrnn import budget  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "quality_sweep.jsonl"
 
 
-def val_at(records: list[dict], t0: float, minutes: float) -> float | None:
-    """The last val loss logged at or before `minutes` of wall time since t0."""
-    best = None
-    for r in records:
-        if r["time"] - t0 <= minutes * 60 and r["val_loss"] is not None:
-            best = r["val_loss"]
-    return best
-
-
-def run_charrnn(name: str, flags: list[str], minutes: float, corpus: Path) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "log.jsonl"
-        cmd = [
-            sys.executable,
-            "-m",
-            "charrnn",
-            "train",
-            str(corpus),
-            "--quiet",
-            "--out",
-            tmp,
-            "--max-time",
-            f"{minutes * 60:.0f}s",
-            "--log-jsonl",
-            str(log),
-            *flags,
-        ]
-        t0 = time.time()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            return {"name": name, "error": proc.stderr.strip().splitlines()[-1:]}
-        records = [json.loads(line) for line in log.read_text().splitlines()]
-    final = records[-1]
-    return {
-        "name": name,
-        "flags": " ".join(flags) or "(defaults)",
-        **{f"val@{m}m": val_at(records, t0, m) for m in MARKS if m <= minutes},
-        "final_val": final["val_loss"],
-        "best_val": min(r["val_loss"] for r in records if r["val_loss"] is not None),
-        "final_train": final["train_loss"],
-        "chars_per_second": final["chars_per_second"],
-        "steps": final["step"],
-    }
+def neighbours(pick: dict, train_chars: int, vocab: int) -> list[tuple[str, list[str]]]:
+    """The rungs below and above the pick, with the dropout the rule gives them."""
+    rung = (pick["layers"], pick["hidden"])
+    i = budget.LADDER.index(rung)
+    out = []
+    for label, j in (("smaller", i - 1), ("larger", i + 1)):
+        if 0 <= j < len(budget.LADDER):
+            layers, hidden = budget.LADDER[j]
+            p = budget.count_params("lstm", layers, hidden, vocab)
+            d = budget.dropout_for(p, train_chars)
+            flags = ["--layers", str(layers), "--hidden", str(hidden), "--dropout", f"{d:g}"]
+            out.append((f"{label} {layers}×{hidden} d{d:g}", flags))
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=10)
-    ap.add_argument("--only", default="", help="comma-separated candidate names")
+    ap.add_argument("--minutes", default="2,5,10")
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--corpus", type=Path, default=CORPUS)
-    ap.add_argument("--json", action="store_true", help="one JSON object per candidate")
+    ap.add_argument("--only", default="pick,smaller,larger")
+    ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args()
-    if not args.corpus.exists():
-        sys.exit(f"corpus not found: {args.corpus}")
-    names = [n for n in args.only.split(",") if n] or list(CANDIDATES)
-    print(f"# {args.corpus.name}, {args.minutes:g} min each, host cpus: {os.cpu_count()}")
-    for name in names:
-        result = run_charrnn(name, CANDIDATES[name], args.minutes, args.corpus)
-        print(json.dumps(result) if args.json else result, flush=True)
+    host = host_kind()
+    print(f"# {host}; {args.corpus.name}", flush=True)
+    text = args.corpus.read_text(encoding="utf-8")
+    vocab = len(set(text))
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        last10 = tmp / "last10.txt"
+        last10.write_text(text[int(len(text) * 0.9) :], encoding="utf-8")
+        for minutes in (float(m) for m in args.minutes.split(",")):
+            work = tmp / f"{minutes:g}"
+            pick = run_charrnn(minutes, args.threads, args.corpus, last10, work / "pick")
+            rows = [("pick", pick)]
+            sizing = pick["sizing"]
+            for label, flags in neighbours(sizing, sizing["train_chars"], vocab):
+                if label.split()[0] in args.only:
+                    r = run_charrnn(
+                        minutes, args.threads, args.corpus, last10, work / label[:7], flags
+                    )
+                    rows.append((label, r))
+            print(f"\n{minutes:g} min, {args.threads} thread(s): {pick['chosen']}")
+            for label, r in rows:
+                rec = r["recipe"]
+                print(
+                    f"  {label:<22} {rec['layers']}×{rec['hidden']} d{rec['dropout']:g}  "
+                    f"{r['chars_per_second']:>8,} chars/s  {r['epochs']:>6.2f} epochs  best val "
+                    f"{r['best_val']:.4f}  last 5 % {r['test']:.4f}  last 10 % "
+                    f"{r['last10']:.4f}  above best {100 * r['above_best']:.0f} %",
+                    flush=True,
+                )
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            with open(args.results, "a", encoding="utf-8") as f:
+                stamp = time.strftime("%Y-%m-%d %H:%M")
+                for label, r in rows:
+                    r.update(role=label, minutes=minutes, threads=args.threads, host=host)
+                    r["date"] = stamp
+                    f.write(json.dumps(r) + "\n")
 
 
 if __name__ == "__main__":

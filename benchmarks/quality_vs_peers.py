@@ -94,13 +94,16 @@ def charrnn_eval(ckpt: Path, *text: str) -> float:
     return json.loads(out.splitlines()[0])["nats_per_char"]
 
 
-def run_charrnn(minutes: float, threads: int, corpus: Path, last10: Path, tmp: Path) -> dict:
-    out = tmp / "charrnn"
-    log = tmp / "charrnn.jsonl"
+def run_charrnn(
+    minutes: float, threads: int, corpus: Path, last10: Path, work: Path, flags=()
+) -> dict:
+    """`charrnn train` for `minutes` (defaults, or `flags`), its best checkpoint scored."""
+    out = work / "charrnn"
+    log = work / "charrnn.jsonl"
     cmd = [
         sys.executable, "-m", "charrnn", "train", str(corpus), "--max-time", f"{minutes * 60:g}s",
         "--threads", str(threads), "--quiet", "--out", str(out), "--name", "q",
-        "--log-jsonl", str(log),
+        "--log-jsonl", str(log), *flags,
     ]  # fmt: skip
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env())
@@ -120,6 +123,8 @@ def run_charrnn(minutes: float, threads: int, corpus: Path, last10: Path, tmp: P
         "system": "charrnn",
         "recipe": recipe,
         "chosen": chosen[0].removeprefix("charrnn: ") if chosen else None,
+        "sizing": meta.get("sizing"),
+        "flags": list(flags),
         "steps": records[-1]["step"],
         "epochs": round(records[-1]["epoch"], 2),
         "chars_per_second": round(records[-1]["chars_per_second"]),

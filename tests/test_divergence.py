@@ -79,3 +79,34 @@ def test_three_bad_steps_in_a_row_stop_training(tmp_path):
     latest = load(run.latest_path)  # the last good checkpoint is intact and finite
     assert latest.meta["step"] == 4
     assert all(np.isfinite(v).all() for v in latest.params.values())
+
+
+def test_an_update_that_breaks_the_weights_restores_the_last_evaluated_ones(tmp_path):
+    """Finite gradients whose update still makes weights NaN/inf: the weights and optimizer
+    state go back to those of the last evaluation, and training goes on."""
+    run = make_run(tmp_path, poison=set())
+    real_step = run.optimizer.step
+    evaluated = {}
+
+    def step(flat, grad, lr):
+        real_step(flat, grad, lr)
+        if run.step == 6:
+            flat[0] = np.inf
+
+    run.optimizer.step = step
+    events = []
+
+    def emit(e):
+        if e.kind == "eval" and e.step == 4:
+            evaluated["flat"] = run.model.flat.copy()
+            evaluated["optim"] = run.optimizer.state_dict()
+        if e.kind == "warning":
+            assert np.array_equal(run.model.flat, evaluated["flat"])
+            for k, v in run.optimizer.state_dict().items():
+                assert np.array_equal(v, evaluated["optim"][k]), k
+        events.append(e)
+
+    assert Trainer(run, StopRule(steps=10), emit, eval_every=4).train() == "reached 10 steps"
+    warnings = [e.data["message"] for e in events if e.kind == "warning"]
+    assert len(warnings) == 1 and "restored those of step 4" in warnings[0]
+    assert run.lr_scale == 0.5 and np.isfinite(run.model.flat).all()
