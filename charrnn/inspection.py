@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from charrnn import cells
 from charrnn.vocab import escape
 
 DEFAULT_CHUNK = 2048  # T: steps per forward call
@@ -54,6 +55,7 @@ def summarize(ckpt, path) -> dict[str, Any]:
         "format_version": meta.get("format_version"),
         "charrnn_version": meta.get("charrnn_version"),
         "model": ckpt.config.to_dict(),
+        "features": cells.get(ckpt.config).features(),  # the cell's options, in words
         "tensors": tensors,
         "total_params": sum(t["params"] for t in tensors),
         "vocab": {
@@ -110,8 +112,7 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
     arch = f"{m['cell']}  {m['layers']} x {m['hidden']}"
     arch += f"  embed {m['embed']}" if m["embed"] else "  one-hot input"
     arch += f"  dropout {m['dropout']:g}"
-    if m["cell"] == "rnn":
-        arch += f"  {m['nonlinearity']}"
+    arch += "".join(f"  {f}" for f in info["features"])
     head.add_row("model", arch)
     head.add_row(
         "vocabulary", f"{info['vocab']['size']} symbols: " + " ".join(info["vocab"]["symbols"])
@@ -197,7 +198,7 @@ def unit_activations(
 
 @dataclass
 class UnitStats:
-    """Per-unit statistics of one layer's activations over a text; each array (H,)."""
+    """Per-unit statistics of one layer's activations over a text; each array (R,)."""
 
     count: int
     mean: np.ndarray
@@ -214,7 +215,7 @@ class UnitStats:
 def unit_stats(model, ids: np.ndarray, layer: int, chunk: int = DEFAULT_CHUNK) -> UnitStats:
     """Mean, std, min and max of every unit of `layer` over the text, in one streaming pass
     (chunk statistics merged with Chan's formula, float64)."""
-    H = model.config.hidden
+    H = model.config.output_size
     count = 0
     mean = np.zeros(H)
     m2 = np.zeros(H)
@@ -224,7 +225,7 @@ def unit_stats(model, ids: np.ndarray, layer: int, chunk: int = DEFAULT_CHUNK) -
     for _, x in _chunks(ids, chunk):
         res = model.forward(x, state, return_hidden=True)
         state = res.state
-        a = res.hidden[layer][0].astype(np.float64)  # (t, H)
+        a = res.hidden[layer][0].astype(np.float64)  # (t, R)
         t = a.shape[0]
         cm = a.mean(axis=0)
         cm2 = ((a - cm) ** 2).sum(axis=0)

@@ -1,10 +1,11 @@
-"""Each cell against a naive NumPy per-step reference written here; chunked runs equal whole
+"""Each cell against the naive NumPy reference (tests/reference.py); chunked runs equal whole
 runs; initialisation and parameter validation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference as ref
 
 from charrnn.config import ModelConfig, param_shapes
 from charrnn.model import CharRNN
@@ -12,52 +13,10 @@ from charrnn.model import CharRNN
 CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
 
 
-def _sig(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def reference(cfg: ModelConfig, p: dict, x, y, state, masks=None):
-    """Naive batch-major float64 forward: logits (B, T, V), final state, per-layer outputs,
-    mean loss. One step at a time, exactly the PyTorch equations."""
-    p = {k: np.asarray(v, np.float64) for k, v in p.items()}
-    B, T = x.shape
-    V, H = cfg.vocab_size, cfg.hidden
-    inp = p["encoder.weight"][x] if cfg.embed else np.eye(V)[x]
-    h_fin, c_fin, outs = [], [], []
-    for k in range(cfg.layers):
-        w_ih, w_hh = p[f"weight_ih_l{k}"], p[f"weight_hh_l{k}"]
-        b_ih, b_hh = p[f"bias_ih_l{k}"], p[f"bias_hh_l{k}"]
-        h = np.array(state[0][k], np.float64)
-        c = np.array(state[1][k], np.float64) if cfg.cell == "lstm" else None
-        out = np.zeros((B, T, H))
-        for t in range(T):
-            gi = inp[:, t] @ w_ih.T + b_ih
-            gh = h @ w_hh.T + b_hh
-            if cfg.cell == "rnn":
-                pre = gi + gh
-                h = np.maximum(pre, 0) if cfg.nonlinearity == "relu" else np.tanh(pre)
-            elif cfg.cell == "lstm":
-                pre = gi + gh
-                i, f = _sig(pre[:, :H]), _sig(pre[:, H : 2 * H])
-                g, o = np.tanh(pre[:, 2 * H : 3 * H]), _sig(pre[:, 3 * H :])
-                c = f * c + i * g
-                h = o * np.tanh(c)
-            else:
-                r = _sig(gi[:, :H] + gh[:, :H])
-                z = _sig(gi[:, H : 2 * H] + gh[:, H : 2 * H])
-                n = np.tanh(gi[:, 2 * H :] + r * gh[:, 2 * H :])
-                h = (1 - z) * n + z * h
-            out[:, t] = h
-        outs.append(out)
-        h_fin.append(h)
-        c_fin.append(c)
-        inp = out * masks[k] if (masks is not None and k < len(masks)) else out
-    logits = inp @ p["decoder.weight"].T + p["decoder.bias"]
-    m = logits.max(-1, keepdims=True)
-    lse = (m + np.log(np.exp(logits - m).sum(-1, keepdims=True)))[..., 0]
-    nll = lse - np.take_along_axis(logits, y[..., None], -1)[..., 0]
-    final = (np.stack(h_fin),) + ((np.stack(c_fin),) if cfg.cell == "lstm" else ())
-    return logits, final, outs, nll
+    """The shared naive reference: logits (B, T, V), final state, per-layer outputs, nll."""
+    logits, final, outs = ref.run(cfg, p, x, state, masks)
+    return logits, final, outs, ref.nll(logits, y)
 
 
 def make(cell, nl, layers=2, embed=0, V=6, H=5, dtype=np.float64, seed=0, dropout=0.0):
@@ -329,13 +288,13 @@ def test_copy_has_the_same_weights_in_buffers_of_its_own():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_a_frozen_copy_derives_its_weights_once_and_scores_the_same(cell, monkeypatch):
-    import charrnn.model as model_module
+    from charrnn.cells import base
 
     model = make(cell, "tanh", layers=2, V=6, H=5, dtype=np.float32)
     frozen = model.copy(threads=1, frozen=True)
     calls = []
-    real = model_module._packed
-    monkeypatch.setattr(model_module, "_packed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = base.packed
+    monkeypatch.setattr(base, "packed", lambda *a, **k: calls.append(1) or real(*a, **k))
     rng = np.random.default_rng(3)
     for T in (2, 9, 9):  # 2 rows read weight_ih_l0's columns; 9 rows use the one-hot table
         x, y = rng.integers(0, 6, (1, T)), rng.integers(0, 6, (1, T))
@@ -347,7 +306,7 @@ def test_a_frozen_copy_derives_its_weights_once_and_scores_the_same(cell, monkey
 
 
 def test_frozen_copies_of_a_frozen_model_share_its_weights_and_derived_weights(monkeypatch):
-    import charrnn.model as model_module
+    from charrnn.cells import base
 
     model = make("lstm", "tanh", layers=2, V=6, H=5, dtype=np.float32)
     frozen = model.copy(threads=1, frozen=True)
@@ -355,8 +314,8 @@ def test_frozen_copies_of_a_frozen_model_share_its_weights_and_derived_weights(m
     a, b = frozen.copy(threads=1, frozen=True), frozen.copy(threads=1, frozen=True)
     assert np.shares_memory(a.flat, frozen.flat) and np.shares_memory(b.flat, frozen.flat)
     calls = []
-    real = model_module._packed
-    monkeypatch.setattr(model_module, "_packed", lambda *x, **k: calls.append(1) or real(*x, **k))
+    real = base.packed
+    monkeypatch.setattr(base, "packed", lambda *x, **k: calls.append(1) or real(*x, **k))
     x = np.random.default_rng(4).integers(0, 6, (1, 12))
     np.testing.assert_array_equal(a.nll(x, x)[0], model.nll(x, x)[0])
     n = len(calls)

@@ -1,7 +1,7 @@
 """`charrnn eval` through the CLI and `charrnn.evaluate.score_ids`, against a naive NumPy model.
 
-The reference below is written from the cell equations (PyTorch's gate order), in float64, one
-character and one layer at a time, with the state carried over the whole text.
+The reference is the shared naive one (tests/reference.py), with the state carried over the
+whole text.
 """
 
 import json
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import reference as ref
 from cli_asserts import ok, one_line_error
 from typer.testing import CliRunner
 
@@ -31,48 +32,12 @@ TEXT = (
 # --------------------------------------------------------------------------------- reference
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def reference(params: dict, cfg: ModelConfig, ids) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Naive float64 pass from the zero state. Returns the nats of predicting ids[1:] (N-1,)
-    and every layer's output after each character, a list of (N, H)."""
-    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
-    H, L, V = cfg.hidden, cfg.layers, cfg.vocab_size
-    h = [np.zeros(H) for _ in range(L)]
-    c = [np.zeros(H) for _ in range(L)]
-    hidden = [np.zeros((len(ids), H)) for _ in range(L)]
-    nll = np.zeros(max(len(ids) - 1, 0))
-    for t, ch in enumerate(ids):
-        if cfg.embed:
-            inp = p["encoder.weight"][ch]
-        else:
-            inp = np.zeros(V)
-            inp[ch] = 1.0
-        for k in range(L):
-            gi = p[f"weight_ih_l{k}"] @ inp + p[f"bias_ih_l{k}"]
-            gh = p[f"weight_hh_l{k}"] @ h[k] + p[f"bias_hh_l{k}"]
-            if cfg.cell == "lstm":
-                i, f, g, o = np.split(gi + gh, 4)
-                c[k] = _sigmoid(f) * c[k] + _sigmoid(i) * np.tanh(g)
-                h[k] = _sigmoid(o) * np.tanh(c[k])
-            elif cfg.cell == "gru":
-                ir, iz, in_ = np.split(gi, 3)
-                hr, hz, hn = np.split(gh, 3)
-                r, z = _sigmoid(ir + hr), _sigmoid(iz + hz)
-                n = np.tanh(in_ + r * hn)
-                h[k] = (1 - z) * n + z * h[k]
-            else:
-                a = gi + gh
-                h[k] = np.maximum(a, 0.0) if cfg.nonlinearity == "relu" else np.tanh(a)
-            hidden[k][t] = h[k]
-            inp = h[k]
-        if t + 1 < len(ids):
-            logits = p["decoder.weight"] @ h[L - 1] + p["decoder.bias"]
-            m = logits.max()
-            nll[t] = m + math.log(np.exp(logits - m).sum()) - logits[ids[t + 1]]
-    return nll, hidden
+    """The shared naive reference (tests/reference.py) from the zero state. Returns the nats of
+    predicting ids[1:] (N-1,) and every layer's output after each character, a list of (N, R)."""
+    x = np.asarray(ids, int)[None]
+    logits, _, outs = ref.run(cfg, params, x)
+    return ref.nll(logits[:, :-1], x[:, 1:])[0], [o[0] for o in outs]
 
 
 # --------------------------------------------------------------------------------- helpers

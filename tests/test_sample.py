@@ -1,8 +1,9 @@
 """charrnn.step (one NumPy step), the Numba sampling kernels and charrnn.sample (generation),
-checked against naive references written here."""
+checked against the shared naive reference (tests/reference.py) and naive rules written here."""
 
 import numpy as np
 import pytest
+import reference as ref
 
 from charrnn import sample as S
 from charrnn.config import ModelConfig, param_shapes
@@ -41,53 +42,16 @@ def fixed_logits_model(bias: np.ndarray, cell="lstm"):
 # ------------------------------------------------------------------ naive reference (float64)
 
 
-def _sig(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def ref_step(cfg: ModelConfig, p: dict, x_id: int, hs: list, cs: list):
-    """One step of one row, straight from PyTorch's equations. hs, cs: per-layer (H,) lists,
-    replaced in place. Returns the logits (V,)."""
-    p = {k: v.astype(np.float64) for k, v in p.items()}
-    H = cfg.hidden
-    if cfg.embed:
-        x = p["encoder.weight"][x_id]
-    else:
-        x = np.zeros(cfg.vocab_size)
-        x[x_id] = 1.0
-    for k in range(cfg.layers):
-        gi = p[f"weight_ih_l{k}"] @ x + p[f"bias_ih_l{k}"]
-        gh = p[f"weight_hh_l{k}"] @ hs[k] + p[f"bias_hh_l{k}"]
-        if cfg.cell == "lstm":
-            g = gi + gh
-            i, f, gg, o = (
-                _sig(g[:H]),
-                _sig(g[H : 2 * H]),
-                np.tanh(g[2 * H : 3 * H]),
-                _sig(g[3 * H :]),
-            )
-            cs[k] = f * cs[k] + i * gg
-            hs[k] = o * np.tanh(cs[k])
-        elif cfg.cell == "gru":
-            r = _sig(gi[:H] + gh[:H])
-            z = _sig(gi[H : 2 * H] + gh[H : 2 * H])
-            n = np.tanh(gi[2 * H :] + r * gh[2 * H :])
-            hs[k] = (1 - z) * n + z * hs[k]
-        else:
-            a = gi + gh
-            hs[k] = np.maximum(a, 0) if cfg.nonlinearity == "relu" else np.tanh(a)
-        x = hs[k]
-    return p["decoder.weight"] @ x + p["decoder.bias"]
-
-
 def ref_greedy(cfg, params, prime: list[int], n: int) -> list[int]:
-    hs = [np.zeros(cfg.hidden) for _ in range(cfg.layers)]
-    cs = [np.zeros(cfg.hidden) for _ in range(cfg.layers)]
+    """The greedy chain of the shared naive reference (tests/reference.py)."""
+    p = ref.params64(params)
+    state = ref.zero_state(cfg, 1)
     for x in prime[:-1]:
-        ref_step(cfg, params, x, hs, cs)
+        _, state, _ = ref.step(cfg, p, np.array([x]), state)
     out, x = [], prime[-1]
     for _ in range(n):
-        x = int(np.argmax(ref_step(cfg, params, x, hs, cs)))
+        logits, state, _ = ref.step(cfg, p, np.array([x]), state)
+        x = int(np.argmax(logits[0]))
         out.append(x)
     return out
 
@@ -108,35 +72,22 @@ CASES = [
 def test_step_matches_reference(cell, layers, embed, nl):
     cfg, params, w = model(cell, layers, hidden=12, embed=embed, nl=nl)
     ids = np.array([[3, 0, 7, 7, 1], [5, 5, 2, 0, 9], [1, 2, 3, 4, 5]], np.int32)  # (B, T)
-    state = w.zero_state(3)
-    for b in range(3):
-        hs = [np.zeros(12) for _ in range(layers)]
-        cs = [np.zeros(12) for _ in range(layers)]
-        for t in range(ids.shape[1]):
-            ref = ref_step(cfg, params, ids[b, t], hs, cs)
-        np.testing.assert_allclose(_last_logits(w, ids, state)[b], ref, rtol=1e-4, atol=1e-5)
-    logits, st = feed(w, ids, w.zero_state(3))
-    np.testing.assert_allclose(
-        st[0][:, 0], np.stack(_ref_states(cfg, params, ids[0])[0]), 1e-4, 1e-5
-    )
-    if cell == "lstm":
-        np.testing.assert_allclose(
-            st[1][:, 0], np.stack(_ref_states(cfg, params, ids[0])[1]), 1e-4, 1e-5
-        )
+    logits, st = _last_logits(w, ids, w.zero_state(3))
+    want, want_state, _ = ref.run(cfg, params, ids)
+    np.testing.assert_allclose(logits, want[:, -1], rtol=1e-4, atol=1e-5)
+    for a, b in zip(st, want_state, strict=True):
+        np.testing.assert_allclose(a, b, 1e-4, 1e-5)
+    fed_logits, fed = feed(w, ids, w.zero_state(3))
+    np.testing.assert_array_equal(fed_logits, logits)
+    for a, b in zip(fed, st, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def _last_logits(w, ids, state):
+    """Logits after the last column of ids (B, T), and the state after it."""
     for t in range(ids.shape[1]):
         logits, state = step(w, ids[:, t], state)
-    return logits
-
-
-def _ref_states(cfg, params, ids):
-    hs = [np.zeros(cfg.hidden) for _ in range(cfg.layers)]
-    cs = [np.zeros(cfg.hidden) for _ in range(cfg.layers)]
-    for x in ids:
-        ref_step(cfg, params, int(x), hs, cs)
-    return hs, cs
+    return logits, state
 
 
 def test_step_does_not_modify_its_input_state():
@@ -166,7 +117,7 @@ def test_step_matches_torch(cell):
         y, _ = rnn(x)
         dec = y[:, -1] @ torch.from_numpy(params["decoder.weight"]).T
         expected = (dec + torch.from_numpy(params["decoder.bias"])).numpy()
-    np.testing.assert_allclose(_last_logits(w, ids, w.zero_state(2)), expected, 1e-4, 1e-5)
+    np.testing.assert_allclose(_last_logits(w, ids, w.zero_state(2))[0], expected, 1e-4, 1e-5)
 
 
 # ------------------------------------------------------------------------------- kernels
@@ -216,7 +167,7 @@ def test_parts_hold_every_gate_column_once(cell, hidden):
     _, _, w = model(cell, 2, hidden=hidden)
     parts = split(w, 2)
     g = w.table.shape[1] // hidden
-    hp = parts.b_hn.shape[2]
+    hp = parts.table.shape[2] // g
     assert hp == -(-hidden // 2)
 
     def join(a):  # (..., P, G*Hp) -> (..., G*H)
@@ -227,7 +178,8 @@ def test_parts_hold_every_gate_column_once(cell, hidden):
     np.testing.assert_array_equal(join(parts.w_hh.swapaxes(1, 2)), w.w_hh_t)
     np.testing.assert_array_equal(join(parts.w_ih.swapaxes(1, 2)), w.w_ih_t)
     np.testing.assert_array_equal(join(parts.bias), w.bias)
-    np.testing.assert_array_equal(parts.b_hn.reshape(2, -1)[:, :hidden], w.b_hn)
+    if cell == "gru":
+        np.testing.assert_array_equal(parts.extra[0].reshape(2, -1)[:, :hidden], w.extra["b_hn"])
     if 2 * hp > hidden:  # the padding columns are zero
         assert not parts.w_hh[:, 1, :, hp - 1 :: hp].any()
 
@@ -263,7 +215,7 @@ def test_barrier_orders_writes_between_two_threads():
 
 
 def test_numba_pick_equals_numpy_pick():
-    from charrnn.kernels.step import _pick
+    from charrnn.kernels.step import pick
 
     rng = np.random.default_rng(3)
     work = np.empty(12)
@@ -274,7 +226,7 @@ def test_numba_pick_equals_numpy_pick():
         k = int(rng.choice([1, 2, 5, 12, 40]))
         p = float(rng.choice([1e-9, 0.3, 0.8, 1.0]))
         expected = S.pick(logits, u, t, k, p)[0]
-        assert _pick(logits[0], u[0], t, min(k, 12), p, work) == expected
+        assert pick(logits[0], u[0], t, min(k, 12), p, work) == expected
 
 
 # ------------------------------------------------------------------------------- sampling

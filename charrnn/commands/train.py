@@ -252,8 +252,9 @@ def _train(req, o, seconds: float | None) -> None:
 
         consumers.append(JsonlLog(jsonl))
     cfg = run.model_config
+    features = "".join(f", {f}" for f in run.model.cell.features())
     title = (
-        f"charrnn · {run.name} · {cfg.cell} {cfg.layers}×{cfg.hidden} · "
+        f"charrnn · {run.name} · {cfg.cell} {cfg.layers}×{cfg.hidden}{features} · "
         f"{run.model.flat.size:,} params · {run.corpus['name']} "
         f"({run.corpus['chars']:,} chars, {len(run.vocab)} symbols)"
     )
