@@ -8,6 +8,43 @@ T steps, L layers, H hidden, R width of h (P with a projection, else H), V vocab
 from __future__ import annotations
 
 import numpy as np
+import pytest
+
+# every cell and option the tests run, as ModelConfig keyword arguments (proj = 2 needs H >= 3)
+VARIANTS: dict[str, dict] = {
+    "rnn": {"cell": "rnn"},
+    "rnn-relu": {"cell": "rnn", "nonlinearity": "relu"},
+    "lstm": {"cell": "lstm"},
+    "gru": {"cell": "gru"},
+    "rnn-nobias": {"cell": "rnn", "bias": False},
+    "lstm-nobias": {"cell": "lstm", "bias": False},
+    "gru-nobias": {"cell": "gru", "bias": False},
+}
+ORIGINAL = ("rnn", "rnn-relu", "lstm", "gru")  # the cells before the variants
+
+
+def variants(*names: str) -> list:
+    """pytest params of VARIANTS (all of them without names), each with its name as id."""
+    return [pytest.param(VARIANTS[n], id=n) for n in names or VARIANTS]
+
+
+def torch_twin(variant: str) -> bool:
+    """Whether a variant loads into a torch.nn module (peepholes and coupled gates do not)."""
+    v = VARIANTS[variant]
+    return v["cell"] in ("rnn", "lstm", "gru") and not v.get("peephole")
+
+
+def torch_rnn(cfg):
+    """The torch.nn.RNN / LSTM / GRU (batch_first) with cfg's shapes and options."""
+    import torch
+
+    kw = dict(input_size=cfg.input_size, hidden_size=cfg.hidden, num_layers=cfg.layers,
+              bias=cfg.bias, batch_first=True)  # fmt: skip
+    if cfg.cell == "lstm":
+        return torch.nn.LSTM(proj_size=cfg.proj, **kw)
+    if cfg.cell == "gru":
+        return torch.nn.GRU(**kw)
+    return torch.nn.RNN(nonlinearity=cfg.nonlinearity, **kw)
 
 
 def sigmoid(x):

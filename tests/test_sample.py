@@ -21,11 +21,11 @@ def make_params(cfg: ModelConfig, seed: int = 0, scale: float = 0.4) -> dict[str
     }
 
 
-def model(cell="lstm", layers=2, hidden=16, embed=0, vocab=ASCII, seed=0, scale=0.4, nl="tanh"):
+def model(variant="lstm", layers=2, hidden=16, embed=0, vocab=ASCII, seed=0, scale=0.4):
+    """A random model of a variant (a name in tests/reference.py: VARIANTS), laid out for steps."""
     cfg = ModelConfig(
-        cell=cell, vocab_size=len(vocab), hidden=hidden, layers=layers, embed=embed,
-        nonlinearity=nl,
-    )  # fmt: skip
+        **ref.VARIANTS[variant], vocab_size=len(vocab), hidden=hidden, layers=layers, embed=embed
+    )
     params = make_params(cfg, seed, scale)
     return cfg, params, prepare(cfg, params)
 
@@ -57,20 +57,16 @@ def ref_greedy(cfg, params, prime: list[int], n: int) -> list[int]:
 
 
 CASES = [
-    (cell, layers, embed, nl)
-    for cell in ("rnn", "lstm", "gru")
-    for layers in (1, 2)
-    for embed in (0, 5)
-    for nl in (("tanh", "relu") if cell == "rnn" else ("tanh",))
+    (variant, layers, embed) for variant in ref.VARIANTS for layers in (1, 2) for embed in (0, 5)
 ]
 
 
 # ----------------------------------------------------------------------------- charrnn.step
 
 
-@pytest.mark.parametrize("cell,layers,embed,nl", CASES)
-def test_step_matches_reference(cell, layers, embed, nl):
-    cfg, params, w = model(cell, layers, hidden=12, embed=embed, nl=nl)
+@pytest.mark.parametrize("variant,layers,embed", CASES)
+def test_step_matches_reference(variant, layers, embed):
+    cfg, params, w = model(variant, layers, hidden=12, embed=embed)
     ids = np.array([[3, 0, 7, 7, 1], [5, 5, 2, 0, 9], [1, 2, 3, 4, 5]], np.int32)  # (B, T)
     logits, st = _last_logits(w, ids, w.zero_state(3))
     want, want_state, _ = ref.run(cfg, params, ids)
@@ -104,12 +100,11 @@ def test_prepare_refuses_wrong_shapes():
         prepare(cfg, params)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_step_matches_torch(cell):
+@pytest.mark.parametrize("variant", [v for v in ref.VARIANTS if ref.torch_twin(v)])
+def test_step_matches_torch(variant):
     torch = pytest.importorskip("torch")
-    cfg, params, w = model(cell, layers=2, hidden=10, embed=4)
-    mod = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
-    rnn = mod(4, 10, num_layers=2, batch_first=True)
+    cfg, params, w = model(variant, layers=2, hidden=10, embed=4)
+    rnn = ref.torch_rnn(cfg)
     rnn.load_state_dict({k: torch.from_numpy(v) for k, v in params.items() if "_l" in k})
     ids = np.array([[2, 9, 4], [0, 1, 1]])
     with torch.no_grad():
@@ -123,9 +118,9 @@ def test_step_matches_torch(cell):
 # ------------------------------------------------------------------------------- kernels
 
 
-@pytest.mark.parametrize("cell,layers,embed,nl", [c for c in CASES if c[2] == 0 or c[1] == 2])
-def test_numba_feed_matches_numpy(cell, layers, embed, nl):
-    _, _, w = model(cell, layers, hidden=13, embed=embed, nl=nl)
+@pytest.mark.parametrize("variant,layers,embed", [c for c in CASES if c[2] == 0 or c[1] == 2])
+def test_numba_feed_matches_numpy(variant, layers, embed):
+    _, _, w = model(variant, layers, hidden=13, embed=embed)
     ids = np.random.default_rng(1).integers(0, len(ASCII), (3, 20)).astype(np.int32)
     a = S.NumpyEngine(w, w.zero_state(3), ids[:, -1])
     b = S.NumbaEngine(w, w.zero_state(3), ids[:, -1])
@@ -135,12 +130,12 @@ def test_numba_feed_matches_numpy(cell, layers, embed, nl):
         np.testing.assert_allclose(y, x, rtol=1e-4, atol=2e-5)
 
 
-@pytest.mark.parametrize("cell,layers,embed,nl", [c for c in CASES if c[2] == 0])
+@pytest.mark.parametrize("variant,layers,embed", [c for c in CASES if c[2] == 0])
 @pytest.mark.parametrize("hidden", [13, 16])
-def test_split_kernel_gives_the_same_bits_on_one_thread_and_two(cell, layers, embed, nl, hidden):
+def test_split_kernel_gives_the_same_bits_on_one_thread_and_two(variant, layers, embed, hidden):
     """Two threads each running one part of every layer (barriers between them) must compute
     exactly what one thread running both parts does: feed, then sample with all options."""
-    _, _, w = model(cell, layers, hidden=hidden, embed=embed, nl=nl, scale=0.15)
+    _, _, w = model(variant, layers, hidden=hidden, embed=embed, scale=0.15)
     rng = np.random.default_rng(4)
     ids = rng.integers(0, len(ASCII), (3, 40)).astype(np.int32)
     u = rng.random((300, 3))
@@ -280,9 +275,9 @@ def test_pick_matches_naive_rule():
 
 
 @pytest.mark.parametrize("engine", ["numpy", "numba"])
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_greedy_equals_reference_argmax_chain(cell, engine):
-    cfg, params, w = model(cell, layers=2, hidden=16, scale=0.6)
+@pytest.mark.parametrize("variant", ref.VARIANTS)
+def test_greedy_equals_reference_argmax_chain(variant, engine):
+    cfg, params, w = model(variant, layers=2, hidden=16, scale=0.6)
     prime = ASCII.encode("the cat")
     texts = S.sample_texts(
         w, ASCII, np.tile(prime, (2, 1)), S.SampleOptions(length=40, temperature=0, num_samples=2),

@@ -1,0 +1,89 @@
+"""The cell options end to end through the CLI: train, exact --resume, sample on both engines
+(one core and two), eval and inspect, for every option of charrnn.cells (tiny models)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_asserts import ok, one_line_error
+from typer.testing import CliRunner
+
+from charrnn.checkpoint import load
+from charrnn.cli import app
+
+TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+    "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n"
+) * 8
+COMMON = ["--hidden", "8", "--layers", "2", "--batch", "3", "--seq", "7", "--threads", "1",
+          "--eval-every", "5", "--quiet", "--schedule", "constant", "--dropout", "0.2"]  # fmt: skip
+
+# option flags, what `inspect` shows after "dropout 0.2" for them, and the tensors of layer 0
+# beyond weight_ih_l0 and weight_hh_l0
+VARIANTS = [
+    pytest.param(["--model", "rnn", "--no-bias"], "  tanh  no bias", [], id="rnn-nobias"),
+    pytest.param(["--model", "gru", "--no-bias"], "  no bias", [], id="gru-nobias"),
+    pytest.param(["--no-bias"], "  no bias", [], id="lstm-nobias"),
+]
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def train(*args: str) -> None:
+    """A training run that ends well (its log lines go to stderr)."""
+    r = run("train", *args)
+    assert r.exit_code == 0, r.stderr
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    Path("corpus.txt").write_text(TEXT, encoding="utf-8")
+
+
+@pytest.mark.parametrize("flags,shown,extra", VARIANTS)
+def test_train_resume_sample_eval_inspect(flags, shown, extra, monkeypatch):
+    # train 20 steps straight, and 10 + 10 with --resume: the same bits
+    train("corpus.txt", *COMMON, *flags, "--steps", "20", "--out", "a")
+    train("corpus.txt", *COMMON, *flags, "--steps", "10", "--out", "b")
+    train("--resume", "b/corpus-latest.npz", "--steps", "20", "--quiet")
+    a, b = load("a/corpus-latest.npz"), load("b/corpus-latest.npz")
+    assert b.meta["step"] == 20
+    for section in ("params", "optim", "state"):
+        x, y = getattr(a, section), getattr(b, section)
+        assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x), section
+    layer0 = [n for n in a.params if n.endswith("_l0")]
+    assert layer0 == ["weight_ih_l0", "weight_hh_l0", *extra]
+    # an option cannot change on --resume
+    flag = flags[-1] if flags[-1].startswith("--") else flags[-2]
+    if flag != "--model":
+        err = one_line_error(run("train", "--resume", "b/corpus-latest.npz", _opposite(flag)), 2)
+        assert "cannot change when continuing" in err
+
+    # sample: the NumPy step; the fused kernel on one core and on two gives one text
+    texts = {}
+    for engine, cores in (("numpy", 2), ("numba", 1), ("numba", 2)):
+        monkeypatch.setattr("charrnn.sample.cpu_count", lambda cores=cores: cores)
+        out = ok(run("sample", "-c", "a/corpus-best.npz", "-n", "300", "--rng-seed", "3",
+                     "--seed", "First", "--engine", engine))  # fmt: skip
+        assert out.startswith("First") and len(out) >= 300
+        texts[engine, cores] = out
+    assert texts["numba", 1] == texts["numba", 2]
+
+    # eval scores the test split; inspect names the options
+    score = json.loads(ok(run("eval", "-c", "a/corpus-best.npz", "--json")))
+    assert 0 < score["bits_per_char"] < 8
+    summary = ok(run("inspect", "a/corpus-best.npz"))
+    model = next(line for line in summary.splitlines() if line.startswith("model"))
+    assert model.rstrip().endswith("dropout 0.2" + shown), summary
+    info = json.loads(ok(run("inspect", "a/corpus-best.npz", "--json")))
+    assert info["tensors"][1]["name"] == "weight_hh_l0"
+
+
+def _opposite(flag: str) -> str:
+    """A flag that asks for another value of the option `flag` sets."""
+    return {"--no-bias": "--bias", "--peephole": "--no-peephole"}.get(flag, f"{flag}=0")
