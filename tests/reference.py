@@ -19,6 +19,8 @@ VARIANTS: dict[str, dict] = {
     "rnn-nobias": {"cell": "rnn", "bias": False},
     "lstm-nobias": {"cell": "lstm", "bias": False},
     "gru-nobias": {"cell": "gru", "bias": False},
+    "cifg": {"cell": "cifg"},
+    "cifg-nobias": {"cell": "cifg", "bias": False},
 }
 ORIGINAL = ("rnn", "rnn-relu", "lstm", "gru")  # the cells before the variants
 

@@ -323,3 +323,14 @@ def test_frozen_copies_of_a_frozen_model_share_its_weights_and_derived_weights(m
     assert len(calls) == n  # b used what a derived
     unfrozen = frozen.copy(threads=1)
     assert not np.shares_memory(unfrozen.flat, frozen.flat)
+
+
+@pytest.mark.parametrize("cell,block", [("lstm", 1), ("cifg", 0)])
+def test_forget_bias_sets_the_forget_gate_of_each_layer(cell, block):
+    cfg = ModelConfig(cell=cell, vocab_size=7, hidden=4, layers=2, forget_bias=1.5)
+    model = CharRNN.create(cfg, np.random.default_rng(0))
+    for k in range(2):
+        b_ih, b_hh = model.params[f"bias_ih_l{k}"], model.params[f"bias_hh_l{k}"]
+        gate = slice(4 * block, 4 * block + 4)
+        assert np.all(b_ih[gate] == 1.5) and np.all(b_hh[gate] == 0.0)
+        assert np.abs(np.delete(b_ih, np.r_[gate])).max() <= 0.5  # the others as initialised

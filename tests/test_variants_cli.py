@@ -25,6 +25,7 @@ VARIANTS = [
     pytest.param(["--model", "rnn", "--no-bias"], "  tanh  no bias", [], id="rnn-nobias"),
     pytest.param(["--model", "gru", "--no-bias"], "  no bias", [], id="gru-nobias"),
     pytest.param(["--no-bias"], "  no bias", [], id="lstm-nobias"),
+    pytest.param(["--model", "cifg"], "", ["bias_ih_l0", "bias_hh_l0"], id="cifg"),
 ]
 
 
@@ -87,3 +88,19 @@ def test_train_resume_sample_eval_inspect(flags, shown, extra, monkeypatch):
 def _opposite(flag: str) -> str:
     """A flag that asks for another value of the option `flag` sets."""
     return {"--no-bias": "--bias", "--peephole": "--no-peephole"}.get(flag, f"{flag}=0")
+
+
+REFUSED = [
+    (["--model", "cifg", "--peephole"], "--peephole is an option of --model lstm, not of --model"),
+    (["--model", "gru", "--proj", "4"], "--proj is an option of --model lstm, not of --model gru"),
+    (["--proj", "8"], "proj must be 0 (none) or less than hidden (8), got 8"),
+    (["--proj", "-1"], "proj must be 0 (none) or less than hidden (8), got -1"),
+    (["--no-bias", "--forget-bias", "1"], "--forget-bias sets a bias: it cannot go with --no-bias"),
+]
+
+
+@pytest.mark.parametrize("flags,message", REFUSED)
+def test_options_a_cell_does_not_have_are_refused(flags, message):
+    err = one_line_error(run("train", "corpus.txt", *COMMON, *flags, "--steps", "1"), 2)
+    assert message in err
+    assert not Path("checkpoints").exists()

@@ -24,6 +24,7 @@ TABLE = {
     "rnn": "charrnn.cells.rnn",
     "lstm": "charrnn.cells.lstm",
     "gru": "charrnn.cells.gru",
+    "cifg": "charrnn.cells.cifg",
 }
 NAMES = tuple(TABLE)
 
