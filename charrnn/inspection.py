@@ -34,6 +34,7 @@ def summarize(ckpt, path) -> dict[str, Any]:
     """Everything `charrnn inspect` shows, as one JSON-able dict (None where the checkpoint does
     not say)."""
     meta = ckpt.meta
+    cell = cells.get(ckpt.config)
     tensors = [
         {
             "name": name,
@@ -55,7 +56,8 @@ def summarize(ckpt, path) -> dict[str, Any]:
         "format_version": meta.get("format_version"),
         "charrnn_version": meta.get("charrnn_version"),
         "model": ckpt.config.to_dict(),
-        "features": cells.get(ckpt.config).features(),  # the cell's options, in words
+        "features": cell.features(),  # the cell's options, in words
+        "torch_module": cell.torch_module and f"torch.nn.{cell.torch_module}",  # or None
         "tensors": tensors,
         "total_params": sum(t["params"] for t in tensors),
         "vocab": {
@@ -114,6 +116,8 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
     arch += f"  dropout {m['dropout']:g}"
     arch += "".join(f"  {f}" for f in info["features"])
     head.add_row("model", arch)
+    twin = info["torch_module"]
+    head.add_row("pytorch", twin or "no torch.nn module has this cell (the file reads with numpy)")
     head.add_row(
         "vocabulary", f"{info['vocab']['size']} symbols: " + " ".join(info["vocab"]["symbols"])
     )

@@ -21,6 +21,10 @@ VARIANTS: dict[str, dict] = {
     "gru-nobias": {"cell": "gru", "bias": False},
     "cifg": {"cell": "cifg"},
     "cifg-nobias": {"cell": "cifg", "bias": False},
+    "lstm-peephole": {"cell": "lstm", "peephole": True},
+    "lstm-proj": {"cell": "lstm", "proj": 2},
+    "lstm-peephole-proj": {"cell": "lstm", "peephole": True, "proj": 2},
+    "lstm-proj-nobias": {"cell": "lstm", "proj": 2, "bias": False},
 }
 ORIGINAL = ("rnn", "rnn-relu", "lstm", "gru")  # the cells before the variants
 

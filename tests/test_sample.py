@@ -21,11 +21,13 @@ def make_params(cfg: ModelConfig, seed: int = 0, scale: float = 0.4) -> dict[str
     }
 
 
-def model(variant="lstm", layers=2, hidden=16, embed=0, vocab=ASCII, seed=0, scale=0.4):
-    """A random model of a variant (a name in tests/reference.py: VARIANTS), laid out for steps."""
+def model(variant="lstm", layers=2, hidden=16, embed=0, vocab=ASCII, seed=0, scale=0.4, **kw):
+    """A random model of a variant (a name in tests/reference.py: VARIANTS), laid out for steps;
+    kw: other ModelConfig fields."""
     cfg = ModelConfig(
-        **ref.VARIANTS[variant], vocab_size=len(vocab), hidden=hidden, layers=layers, embed=embed
-    )
+        **{**ref.VARIANTS[variant], **kw}, vocab_size=len(vocab), hidden=hidden, layers=layers,
+        embed=embed,
+    )  # fmt: skip
     params = make_params(cfg, seed, scale)
     return cfg, params, prepare(cfg, params)
 
@@ -100,6 +102,7 @@ def test_prepare_refuses_wrong_shapes():
         prepare(cfg, params)
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 @pytest.mark.parametrize("variant", [v for v in ref.VARIANTS if ref.torch_twin(v)])
 def test_step_matches_torch(variant):
     torch = pytest.importorskip("torch")
@@ -130,12 +133,17 @@ def test_numba_feed_matches_numpy(variant, layers, embed):
         np.testing.assert_allclose(y, x, rtol=1e-4, atol=2e-5)
 
 
-@pytest.mark.parametrize("variant,layers,embed", [c for c in CASES if c[2] == 0])
-@pytest.mark.parametrize("hidden", [13, 16])
-def test_split_kernel_gives_the_same_bits_on_one_thread_and_two(variant, layers, embed, hidden):
+SPLITS = [(*c, h, {}) for c in CASES if c[2] == 0 for h in (13, 16)] + [
+    ("lstm-proj", 2, 0, 13, {"proj": 5}),  # outputs cut 3 + 2 between the parts
+    ("lstm-peephole-proj", 1, 0, 16, {"proj": 7}),
+]
+
+
+@pytest.mark.parametrize("variant,layers,embed,hidden,kw", SPLITS)
+def test_split_kernel_gives_the_same_bits_on_one_thread_and_two(variant, layers, embed, hidden, kw):
     """Two threads each running one part of every layer (barriers between them) must compute
     exactly what one thread running both parts does: feed, then sample with all options."""
-    _, _, w = model(variant, layers, hidden=hidden, embed=embed, scale=0.15)
+    cfg, params, w = model(variant, layers, hidden=hidden, embed=embed, scale=0.15, **kw)
     rng = np.random.default_rng(4)
     ids = rng.integers(0, len(ASCII), (3, 40)).astype(np.int32)
     u = rng.random((300, 3))
@@ -152,6 +160,9 @@ def test_split_kernel_gives_the_same_bits_on_one_thread_and_two(variant, layers,
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(out1, out2)
     assert len(set(out1.ravel().tolist())) > 5  # real sampling happened, not a constant
+    # and what was fed is the reference's state, to float32 rounding
+    for a, b in zip(fed1, ref.run(cfg, params, ids[:, :-1])[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
 
 
 @pytest.mark.parametrize("cell,hidden", [("lstm", 13), ("gru", 16), ("rnn", 7)])

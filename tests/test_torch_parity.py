@@ -67,9 +67,13 @@ CASES = [
     ("lstm-nobias", 2, 0, 24, True),
     ("gru-nobias", 2, 6, 16, True),
     ("rnn-nobias", 2, 0, 16, True),
+    ("lstm-proj", 2, 0, 24, True),
+    ("lstm-proj", 1, 8, 16, False),
+    ("lstm-proj-nobias", 3, 0, 16, True),
 ]
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 @pytest.mark.parametrize("variant,layers,embed,hidden,carried", CASES)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_loss_and_gradients_equal_torch(variant, layers, embed, hidden, carried, threads):

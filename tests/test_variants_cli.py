@@ -19,13 +19,23 @@ TEXT = (
 COMMON = ["--hidden", "8", "--layers", "2", "--batch", "3", "--seq", "7", "--threads", "1",
           "--eval-every", "5", "--quiet", "--schedule", "constant", "--dropout", "0.2"]  # fmt: skip
 
+BIASES = ["bias_ih_l0", "bias_hh_l0"]
+PEEPHOLES = ["weight_ci_l0", "weight_cf_l0", "weight_co_l0"]
 # option flags, what `inspect` shows after "dropout 0.2" for them, and the tensors of layer 0
 # beyond weight_ih_l0 and weight_hh_l0
 VARIANTS = [
     pytest.param(["--model", "rnn", "--no-bias"], "  tanh  no bias", [], id="rnn-nobias"),
     pytest.param(["--model", "gru", "--no-bias"], "  no bias", [], id="gru-nobias"),
     pytest.param(["--no-bias"], "  no bias", [], id="lstm-nobias"),
-    pytest.param(["--model", "cifg"], "", ["bias_ih_l0", "bias_hh_l0"], id="cifg"),
+    pytest.param(["--model", "cifg"], "", BIASES, id="cifg"),
+    pytest.param(["--peephole"], "  peephole", [*BIASES, *PEEPHOLES], id="lstm-peephole"),
+    pytest.param(["--proj", "4"], "  proj 4", [*BIASES, "weight_hr_l0"], id="lstm-proj"),
+    pytest.param(
+        ["--peephole", "--proj", "3", "--no-bias"],
+        "  peephole  proj 3  no bias",
+        ["weight_hr_l0", *PEEPHOLES],
+        id="lstm-peephole-proj-nobias",
+    ),
 ]
 
 
@@ -82,7 +92,11 @@ def test_train_resume_sample_eval_inspect(flags, shown, extra, monkeypatch):
     model = next(line for line in summary.splitlines() if line.startswith("model"))
     assert model.rstrip().endswith("dropout 0.2" + shown), summary
     info = json.loads(ok(run("inspect", "a/corpus-best.npz", "--json")))
-    assert info["tensors"][1]["name"] == "weight_hh_l0"
+    assert info["features"] == [w for w in shown.split("  ") if w]
+    cell = flags[1] if flags[0] == "--model" else "lstm"
+    twin = None if cell == "cifg" or "--peephole" in flags else f"torch.nn.{cell.upper()}"
+    assert info["torch_module"] == twin
+    assert (twin or "no torch.nn module") in summary
 
 
 def _opposite(flag: str) -> str:
