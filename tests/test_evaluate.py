@@ -55,8 +55,10 @@ def make_checkpoint(
     seed=0,
     scale=0.4,
     meta=None,
+    **options,
 ):
-    """A random model over the vocabulary of `text`, saved at `path`; returns (params, cfg)."""
+    """A random model over the vocabulary of `text`, saved at `path`; returns (params, cfg).
+    options: other ModelConfig fields (bias, peephole, proj)."""
     vocab = Vocab.from_text(text)
     cfg = ModelConfig(
         cell=cell,
@@ -65,6 +67,7 @@ def make_checkpoint(
         layers=layers,
         embed=embed,
         nonlinearity=nonlinearity,
+        **options,
     )
     rng = np.random.default_rng(seed)
     params = {
@@ -103,8 +106,10 @@ def json_lines(out: str) -> list[dict]:
         {"cell": "gru", "layers": 3},
         {"cell": "rnn", "nonlinearity": "relu", "scale": 0.3},
         {"cell": "lstm", "embed": 5, "layers": 1},
+        {"cell": "cifg"},
+        {"cell": "lstm", "peephole": True, "proj": 5, "bias": False},
     ],
-    ids=["lstm", "gru3", "rnn-relu", "lstm-embed"],
+    ids=["lstm", "gru3", "rnn-relu", "lstm-embed", "cifg", "lstm-peephole-proj-nobias"],
 )
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_nats_bits_and_perplexity_match_a_naive_reference(tmp_path, arch, threads):
@@ -172,12 +177,17 @@ def _long_ids(n: int, vocab: int, seed: int = 5) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+ARCHS = [pytest.param({"cell": cell}, id=cell) for cell in ("lstm", "gru", "rnn", "cifg")] + [
+    pytest.param({"cell": "lstm", "peephole": True, "proj": 7}, id="lstm-peephole-proj")
+]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("streams, burn_in, check", [(4, 128, 64), (7, 200, 32), (10, 512, 256)])
-def test_segments_give_the_single_pass_figure(tmp_path, cell, streams, burn_in, check):
+def test_segments_give_the_single_pass_figure(tmp_path, arch, streams, burn_in, check):
     """A model that forgets: every segment's guess is kept, and every character's nats agree
     with the single pass's to float32 precision (and with the float64 reference)."""
-    params, cfg = make_checkpoint(tmp_path / "m.npz", cell=cell, scale=0.3)
+    params, cfg = make_checkpoint(tmp_path / "m.npz", **arch, scale=0.3)
     model = CharRNN.from_params(cfg, params)
     ids = _long_ids(12_000, cfg.vocab_size)
     one = score_ids(model, ids, keep=True, streams=1)

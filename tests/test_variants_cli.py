@@ -118,3 +118,20 @@ def test_options_a_cell_does_not_have_are_refused(flags, message):
     err = one_line_error(run("train", "corpus.txt", *COMMON, *flags, "--steps", "1"), 2)
     assert message in err
     assert not Path("checkpoints").exists()
+
+
+def test_presets_take_the_options_and_explicit_flags_win(monkeypatch):
+    from charrnn import config
+    from charrnn.runs import build_configs
+
+    options = {"cell": "cifg", "bias": False, "peephole": None, "proj": None}
+    model, _, explicit = build_configs("char-rnn", options)
+    assert model["cell"] == "cifg" and model["bias"] is False and model["hidden"] == 128
+    assert explicit == {"cell", "bias"}
+    monkeypatch.setitem(config.PRESETS, "lstmp", {"cell": "lstm", "peephole": True, "proj": 4})
+    model, _, _ = build_configs("lstmp", {"peephole": False})
+    assert model["peephole"] is False and model["proj"] == 4
+    # through the CLI: min-char-rnn's vanilla RNN without biases
+    train("corpus.txt", "--preset", "min-char-rnn", "--no-bias", "--steps", "3", "--quiet")
+    cfg = load("checkpoints/corpus-latest.npz").config
+    assert (cfg.cell, cfg.hidden, cfg.bias) == ("rnn", 100, False)
