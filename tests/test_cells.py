@@ -245,7 +245,7 @@ def test_inference_in_time_chunks(variant, monkeypatch):
     np.testing.assert_allclose(part_nll, whole_nll, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "cifg", "lstm-peephole-proj"])
 def test_threads_deterministic_and_consistent(cell):
     """threads=1 and threads=2 (streams split into shards) are each bit-reproducible, and agree
     with each other to float32 rounding."""

@@ -97,6 +97,14 @@ def test_train_resume_sample_eval_inspect(flags, shown, extra, monkeypatch):
     twin = None if cell == "cifg" or "--peephole" in flags else f"torch.nn.{cell.upper()}"
     assert info["torch_module"] == twin
     assert (twin or "no torch.nn module") in summary
+    # the units of a layer's output: hidden, or the projection's
+    units = a.config.output_size
+    top = json.loads(ok(run("inspect", "a/corpus-best.npz", "--top-neurons", "99", "--layer", "0",
+                            "--text", "corpus.txt", "--json")))  # fmt: skip
+    assert sorted(n["unit"] for n in top["neurons"]) == list(range(units))
+    err = one_line_error(run("inspect", "a/corpus-best.npz", "--neuron", str(units), "--text",
+                             "corpus.txt"), 2)  # fmt: skip
+    assert f"--neuron must be in 0..{units - 1}" in err
 
 
 def _opposite(flag: str) -> str:
@@ -135,3 +143,20 @@ def test_presets_take_the_options_and_explicit_flags_win(monkeypatch):
     train("corpus.txt", "--preset", "min-char-rnn", "--no-bias", "--steps", "3", "--quiet")
     cfg = load("checkpoints/corpus-latest.npz").config
     assert (cfg.cell, cfg.hidden, cfg.bias) == ("rnn", 100, False)
+
+
+def test_a_checkpoint_written_before_the_options_reads_as_it_was():
+    """Checkpoints from before bias, peephole and proj existed (and output dropout): their
+    model_config lacks those fields; they load as the LSTM they were, and sample and score."""
+    train("corpus.txt", *COMMON, "--steps", "5")
+    with np.load("checkpoints/corpus-latest.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    for key in ("bias", "peephole", "proj", "output_dropout"):
+        del meta["model_config"][key]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez("old.npz", **arrays)
+    cfg = load("old.npz").config
+    assert (cfg.bias, cfg.peephole, cfg.proj, cfg.output_dropout) == (True, False, 0, False)
+    assert ok(run("sample", "-c", "old.npz", "-n", "20", "--seed", "F")).startswith("F")
+    assert json.loads(ok(run("eval", "-c", "old.npz", "--json")))["chars"] > 0
