@@ -79,7 +79,7 @@ class ModelConfig:
     """Architecture. Parameter names and shapes follow PyTorch's nn.RNN/LSTM/GRU state_dict
     (charrnn.cells: one module per cell)."""
 
-    cell: str = "lstm"  # a name in charrnn.cells.TABLE: rnn | lstm | gru
+    cell: str = "lstm"  # a name in charrnn.cells.TABLE: rnn | lstm | gru | cifg
     vocab_size: int = 0  # V
     hidden: int = 256  # H
     layers: int = 2  # L

@@ -529,9 +529,7 @@ class CharRNN:
                     inp = w.xin[k].reshape(N, -1)
                 lk.project(inp, p[f"weight_ih_l{k}"], lw.bias, xg2)
             below = w.hs[k - 1][1:] if stacked else None
-            rest = tuple(s[k, sl] for s in state[1:])
-            cell.forward(lw, w.cell[k], xg, hs, rest, tuple(f[k, sl] for f in final[1:]), keep,
-                         below)  # fmt: skip
+            cell.forward(lw, w.cell[k], xg, hs, state, final, k, sl, keep, below)
             final[0][k, sl] = hs[T]
         top = w.hs[cfg.layers - 1][1:].reshape(N, -1)
         if masks is not None and len(masks) == cfg.layers:
@@ -553,9 +551,8 @@ class CharRNN:
         mask = masks[-1].reshape(N, -1) if dropped else w.logits
         lk.input_grad(w.logits, p["decoder.weight"], w.dhs[L - 1].reshape(N, -1), mask, dropped)
         for k in range(L - 1, -1, -1):
-            dh0 = tuple(d[k, sl] for d in dstate)
-            dgi, dgh = cell.backward(prep.layers[k], w.cell[k], w.xg[k], w.hs[k], w.dhs[k], dh0,
-                                     g, k)  # fmt: skip
+            dgi, dgh = cell.backward(prep.layers[k], w.cell[k], w.xg[k], w.hs[k], w.dhs[k],
+                                     dstate, k, sl, g)  # fmt: skip
             dgi2 = dgi.reshape(N, -1)
             dgh2 = dgh.reshape(N, -1)
             lk.weight_grad(dgh2, w.hs[k][:T].reshape(N, -1), g[f"weight_hh_l{k}"])

@@ -149,21 +149,22 @@ class Cell:
             wcat=wcat,
         )
 
-    def forward(self, lw, cw, xg, hs, rest, final, keep: bool, below) -> None:
-        """Cell's own: run layer k over T steps.
+    def forward(self, lw, cw, xg, hs, state, final, k: int, sl: slice, keep: bool, below):
+        """Cell's own: run layer k over T steps for the rows sl of the batch.
 
         lw: `derive`'s weights; cw: `work`'s scratch. xg (T, B, G*H): the input side with the
         bias (scratch; when `keep`, it receives what `backward` needs). hs (T+1, B, R): hs[0]
-        the initial h, hs[1:] receive the outputs. rest, final: the other state arrays of this
-        layer, initial (in) and final (out), each (B, width). below (T, B, R) or None: the
+        the initial h, hs[1:] receive the outputs (the model copies h in and out). state,
+        final: the model's state tuples, each (L, batch, width), initial (in) and final (out):
+        the cell reads and writes its other arrays at [k, sl]. below (T, B, R) or None: the
         layer below's outputs when the input side is to be made step by step (lw.wcat)."""
         raise NotImplementedError
 
-    def backward(self, lw, cw, act, hs, dhs, dstate, grads, k: int):
+    def backward(self, lw, cw, act, hs, dhs, dstate, k: int, sl: slice, grads):
         """Cell's own: back-propagate layer k through T steps, after `forward` with keep.
 
-        act: forward's xg; dhs (T, B, R): dL/dh from above (scratch); dstate: this layer's
-        (B, width) views receiving dL/d(initial state); grads: the gradient views, of which the
+        act: forward's xg; dhs (T, B, R): dL/dh from above (scratch); dstate: the state
+        tuple receiving dL/d(initial state) at [k, sl]; grads: the gradient views, of which the
         cell writes its own tensors (`extra_shapes`). Returns (dgi, dgh), each (T, B, G*H):
         dL/d(input side) and dL/d(h W_hh^T + b_hh) (the same array where the two agree); the
         model makes the gradients of W_ih, W_hh and the biases from them."""
@@ -191,10 +192,15 @@ class Cell:
         return np.zeros((0, 0), np.float32)
 
 
+_tiles: Any = None  # charrnn.kernels.tiles, imported on the first `packed` (it imports Numba)
+
+
 def packed(b: np.ndarray, transposed: bool = False) -> np.ndarray:
     """b (K, N), or b.T when transposed, in the panel layout of kernels.tiles (NP, K, PW)."""
-    from charrnn.kernels import tiles
-
+    global _tiles
+    if _tiles is None:
+        from charrnn.kernels import tiles as _tiles
+    tiles = _tiles
     K, N = b.shape[::-1] if transposed else b.shape
     pw = tiles.panel_width(b.dtype)
     out = np.empty(((N + pw - 1) // pw, K, pw), b.dtype)

@@ -54,14 +54,14 @@ class Gru(Cell):
             hg=np.empty((bs, g), dtype),
         )
 
-    def forward(self, lw, cw, xg, hs, rest, final, keep, below) -> None:
+    def forward(self, lw, cw, xg, hs, state, final, k, sl, keep, below) -> None:
         if keep:
             self.k.forward(xg, lw.whh_t, lw.bhn, hs, cw.hn, cw.hg)
         else:
             self.k.infer(xg, lw.whh_t, lw.bhn, hs, cw.hg)
 
-    def backward(self, lw, cw, act, hs, dhs, dstate, grads, k):
-        self.k.backward(act, cw.dgh, lw.whh, hs, cw.hn, dhs, dstate[0])
+    def backward(self, lw, cw, act, hs, dhs, dstate, k, sl, grads):
+        self.k.backward(act, cw.dgh, lw.whh, hs, cw.hn, dhs, dstate[0][k, sl])
         return act, cw.dgh
 
     def step_extras(self, p, gated) -> dict[str, np.ndarray]:

@@ -33,21 +33,21 @@ class Lstm(Cell):
         h = self.hidden
         return SimpleNamespace(cs=np.empty((t + 1, bs, h), dtype), tcs=np.empty((t, bs, h), dtype))
 
-    def forward(self, lw, cw, xg, hs, rest, final, keep, below) -> None:
+    def forward(self, lw, cw, xg, hs, state, final, k, sl, keep, below) -> None:
         if keep:
-            cw.cs[0] = rest[0]
+            cw.cs[0] = state[1][k, sl]
             self.k.forward(xg, lw.whh_t, hs, cw.cs, cw.tcs)
-            final[0][...] = cw.cs[-1]
+            final[1][k, sl] = cw.cs[-1]
             return
-        c = final[0]  # (B, H), contiguous
-        c[...] = rest[0]
+        c = final[1][k, sl]  # (B, H), contiguous
+        c[...] = state[1][k, sl]
         if below is not None:
             self.k.infer_stacked(below, lw.wcat, lw.bias, hs, c)
         else:
             self.k.infer(xg, lw.whh_t, hs, c)
 
-    def backward(self, lw, cw, act, hs, dhs, dstate, grads, k):
-        self.k.backward(act, lw.whh, cw.cs, cw.tcs, dhs, dstate[0], dstate[1])
+    def backward(self, lw, cw, act, hs, dhs, dstate, k, sl, grads):
+        self.k.backward(act, lw.whh, cw.cs, cw.tcs, dhs, dstate[0][k, sl], dstate[1][k, sl])
         return act, act
 
     def step(self, w, k, a, gh, state, new) -> np.ndarray:

@@ -79,22 +79,22 @@ class LstmP(Lstm):
         cw.dm = np.empty((bs, h), dtype)
         return cw
 
-    def forward(self, lw, cw, xg, hs, rest, final, keep, below) -> None:
+    def forward(self, lw, cw, xg, hs, state, final, k, sl, keep, below) -> None:
         proj = self.proj > 0
         if keep:
-            cw.cs[0] = rest[0]
+            cw.cs[0] = state[1][k, sl]
             ms = cw.ms if proj else hs[1:]
             self.k.forward(xg, lw.whh_t, lw.peep, lw.whr_t, hs, cw.cs, cw.tcs, ms, proj)
-            final[0][...] = cw.cs[-1]
+            final[1][k, sl] = cw.cs[-1]
             return
-        c = final[0]  # (B, H), contiguous
-        c[...] = rest[0]
+        c = final[1][k, sl]  # (B, H), contiguous
+        c[...] = state[1][k, sl]
         self.k.infer(xg, lw.whh_t, lw.peep, lw.whr_t, hs, c, cw.m, proj)
 
-    def backward(self, lw, cw, act, hs, dhs, dstate, grads, k):
+    def backward(self, lw, cw, act, hs, dhs, dstate, k, sl, grads):
         proj = self.proj > 0
-        self.k.backward(act, lw.whh, lw.peep, lw.whr, cw.cs, cw.tcs, dhs, cw.dm, dstate[0],
-                        dstate[1], proj)  # fmt: skip
+        self.k.backward(act, lw.whh, lw.peep, lw.whr, cw.cs, cw.tcs, dhs, cw.dm, dstate[0][k, sl],
+                        dstate[1][k, sl], proj)  # fmt: skip
         if proj:  # h = m W_hr^T: dW_hr = sum over steps and rows of dh^T m
             n = dhs.shape[0] * dhs.shape[1]
             self.k.weight_grad(dhs.reshape(n, -1), cw.ms.reshape(n, -1), grads[f"weight_hr_l{k}"])

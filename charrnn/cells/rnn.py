@@ -24,14 +24,14 @@ class Rnn(Cell):
     def features(self) -> list[str]:
         return [self.config.nonlinearity, *super().features()]
 
-    def forward(self, lw, cw, xg, hs, rest, final, keep, below) -> None:
+    def forward(self, lw, cw, xg, hs, state, final, k, sl, keep, below) -> None:
         if below is not None:
             self.k.infer_stacked(below, lw.wcat, lw.bias, hs, self.relu)
         else:
             self.k.forward(xg, lw.whh_t, hs, self.relu)
 
-    def backward(self, lw, cw, act, hs, dhs, dstate, grads, k):
-        self.k.backward(act, lw.whh, hs, dhs, dstate[0], self.relu)
+    def backward(self, lw, cw, act, hs, dhs, dstate, k, sl, grads):
+        self.k.backward(act, lw.whh, hs, dhs, dstate[0][k, sl], self.relu)
         return act, act
 
     def step(self, w, k, a, gh, state, new) -> np.ndarray:
