@@ -192,6 +192,17 @@ class Cell:
         return np.zeros((0, 0), np.float32)
 
 
+def activate(a: np.ndarray, gh: np.ndarray, sigmoids: int) -> None:
+    """a (B, G*H) += gh, then every gate's nonlinearity in place for the single-step layout: tanh,
+    and the first `sigmoids` columns (pre-halved) made sigmoids, tanh(x) / 2 + 1/2."""
+    half = a.dtype.type(0.5)
+    a += gh
+    np.tanh(a, out=a)
+    s = a[:, :sigmoids]
+    s *= half
+    s += half
+
+
 _tiles: Any = None  # charrnn.kernels.tiles, imported on the first `packed` (it imports Numba)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from charrnn.cells.base import activate
 from charrnn.cells.lstm import Lstm
 
 OPTIONS: tuple[str, ...] = ()
@@ -32,13 +33,8 @@ class Cifg(Lstm):
 
     def step(self, w, k, a, gh, state, new) -> np.ndarray:
         hid = self.hidden
-        half = a.dtype.type(0.5)
         hn = new[0][k]
-        a += gh
-        np.tanh(a, out=a)
-        s = a[:, : 2 * hid]  # f, o as sigmoids
-        s *= half
-        s += half
+        activate(a, gh, 2 * hid)  # f, o, g
         c = new[1][k]
         g = a[:, 2 * hid :]
         np.subtract(state[1][k], g, out=c)

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from charrnn.cells.base import Cell
+from charrnn.cells.base import Cell, activate
 
 OPTIONS = ("peephole", "proj")
 
@@ -52,13 +52,8 @@ class Lstm(Cell):
 
     def step(self, w, k, a, gh, state, new) -> np.ndarray:
         hid = self.hidden
-        half = a.dtype.type(0.5)
         hn = new[0][k]
-        a += gh
-        np.tanh(a, out=a)
-        s = a[:, : 3 * hid]  # i, f, o as sigmoids
-        s *= half
-        s += half
+        activate(a, gh, 3 * hid)  # i, f, o, g
         c = new[1][k]
         np.multiply(a[:, hid : 2 * hid], state[1][k], out=c)  # f * c
         gg = a[:, 3 * hid :]
