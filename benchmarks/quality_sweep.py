@@ -26,6 +26,7 @@ from quality_vs_peers import CORPUS, ROOT, host_kind, run_charrnn
 sys.path.insert(0, str(ROOT))
 
 from charrnn import budget  # noqa: E402
+from charrnn.config import ModelConfig  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "quality_sweep.jsonl"
 
@@ -38,7 +39,8 @@ def neighbours(pick: dict, train_chars: int, vocab: int) -> list[tuple[str, list
     for label, j in (("smaller", i - 1), ("larger", i + 1)):
         if 0 <= j < len(budget.LADDER):
             layers, hidden = budget.LADDER[j]
-            p = budget.count_params("lstm", layers, hidden, vocab)
+            cfg = ModelConfig(cell="lstm", vocab_size=vocab, layers=layers, hidden=hidden)
+            p = budget.count_params(cfg)
             d = budget.dropout_for(p, train_chars)
             flags = ["--layers", str(layers), "--hidden", str(hidden), "--dropout", f"{d:g}"]
             out.append((f"{label} {layers}×{hidden} d{d:g}", flags))

@@ -44,8 +44,7 @@ def make_checkpoint(directory: Path) -> Path:
     if CORPUS.exists():
         vocab = Vocab.from_text(CORPUS.read_text(encoding="utf-8"))
     else:
-        vocab = Vocab(np.arange(32, 32 + 64).tolist() + [10])
-        vocab = Vocab(sorted(vocab.codepoints.tolist()))
+        vocab = Vocab([10, *range(32, 32 + 64)])  # sorted, as Vocab requires
     cfg = ModelConfig(cell="lstm", vocab_size=len(vocab), hidden=H, layers=L)
     rng = np.random.default_rng(0)
     params = {

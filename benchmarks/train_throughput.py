@@ -9,6 +9,9 @@ per thread count (the "peak"), the fraction of it each side reaches (matmul FLOP
 in PERFORMANCE.md: 3x the forward FLOPs, less layer 0's input gradient), and the cold and warm
 first-call (compile) times of charrnn.
 
+PyTorch has no coupled-gate LSTM: cifg2x256's peer is the nn.LSTM of the same size (what it stands
+in for).
+
     python benchmarks/train_throughput.py                 # everything (several minutes)
     python benchmarks/train_throughput.py --quick         # fewer steps
     python benchmarks/train_throughput.py --config lstm2x128 --threads 2 --parallel shards
@@ -47,6 +50,7 @@ class Bench:
 CONFIGS = [
     Bench("lstm2x128", "lstm", 2, 128, 50, 50, 24_600, 1.5),
     Bench("lstm2x256", "lstm", 2, 256, 50, 100, 7_900, 1.2),
+    Bench("cifg2x256", "cifg", 2, 256, 50, 100, 7_900, 1.2),
     Bench("lstm2x512", "lstm", 2, 512, 50, 100, 2_700, 1.0),
     Bench("gru2x256", "gru", 2, 256, 50, 100, 6_500, 1.5),
     Bench("rnn1x100", "rnn", 1, 100, 1, 25, 3_700, 5.0),
@@ -55,7 +59,7 @@ CONFIGS = [
 
 
 def flops_per_char(b: Bench, vocab: int) -> float:
-    g = {"rnn": 1, "lstm": 4, "gru": 3}[b.cell]
+    g = {"rnn": 1, "lstm": 4, "gru": 3, "cifg": 3}[b.cell]
     h, total = b.hidden, 0.0
     for k in range(b.layers):
         inp = vocab if k == 0 else h
@@ -140,7 +144,8 @@ class Torch:
         self.torch = torch
         self.threads = threads
         torch.manual_seed(0)
-        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[b.cell]
+        cls = {"lstm": torch.nn.LSTM, "cifg": torch.nn.LSTM, "gru": torch.nn.GRU,
+               "rnn": torch.nn.RNN}[b.cell]  # fmt: skip
         self.rnn = cls(vocab, b.hidden, b.layers, batch_first=True)
         self.dec = torch.nn.Linear(b.hidden, vocab)
         self.params = list(self.rnn.parameters()) + list(self.dec.parameters())

@@ -19,6 +19,7 @@ taken under load) or more than SPEED_SLOWER times slower (another machine).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -68,24 +69,19 @@ class Choice:
         return asdict(self)
 
 
-def flops_per_char(cell: str, layers: int, hidden: int, vocab: int, embed: int = 0) -> float:
-    """Matrix-product FLOPs of one training step per character: forward, and backward at twice
-    the forward, less layer 0's input gradient (one-hot input has none)."""
-    from charrnn.config import gates
-
-    g, h = gates(cell), hidden
-    inp0 = embed or vocab
+def flops_per_char(cfg: ModelConfig) -> float:
+    """Matrix-product FLOPs of one training step per character: 2ab forward, 2ab for the weight
+    gradient and 2ab for the input gradient of every (a, b) weight matrix, but no input gradient
+    below layer 0's one-hot input (and the embedding is a gather)."""
     total = 0.0
-    for k in range(layers):
-        inp = inp0 if k == 0 else h
-        total += 3 * 2 * g * h * (inp + h)
-        if k == 0 and not embed:
-            total -= 2 * g * h * inp
-    return total + 3 * 2 * h * vocab
+    for name, shape in param_shapes(cfg).items():
+        if len(shape) != 2 or name == "encoder.weight":
+            continue
+        total += (4 if name == "weight_ih_l0" and not cfg.embed else 6) * shape[0] * shape[1]
+    return total
 
 
-def count_params(cell: str, layers: int, hidden: int, vocab: int, embed: int = 0) -> int:
-    cfg = ModelConfig(cell=cell, vocab_size=vocab, hidden=hidden, layers=layers, embed=embed)
+def count_params(cfg: ModelConfig) -> int:
     return sum(math.prod(s) for s in param_shapes(cfg).values())
 
 
@@ -104,11 +100,9 @@ def _size(n: float) -> str:
 
 
 def choose(
+    base: ModelConfig,
     *,
-    cell: str,
-    vocab: int,
     train_chars: int,
-    embed: int = 0,
     seconds: float | None = None,
     gflops: float | None = None,
     chars: float | None = None,
@@ -116,26 +110,29 @@ def choose(
     hidden: int | None = None,
     dropout: float | None = None,
 ) -> Choice:
-    """The model for a budget of `chars` training characters and/or `seconds` at `gflops`
-    (matrix-product GFLOP/s of training on this machine; with both, the smaller); neither: no
-    budget. `layers`, `hidden` and `dropout` given by the user are kept; the rule chooses the
-    rest."""
+    """The size of `base` (its cell, vocabulary and options) for a budget of `chars` training
+    characters and/or `seconds` at `gflops` (matrix-product GFLOP/s of training on this machine;
+    with both, the smaller); neither: no budget. `layers`, `hidden` and `dropout` given by the
+    user are kept; the rule chooses the rest."""
+
+    def sized(lk: int, hk: int) -> ModelConfig:
+        return dataclasses.replace(base, layers=lk, hidden=hk)
 
     def reads(lk: int, hk: int) -> float | None:
         options = [] if chars is None else [float(chars)]
         if seconds is not None and gflops:
-            fpc = flops_per_char(cell, lk, hk, vocab, embed)
-            options.append(seconds * EFFICIENCY * gflops * 1e9 / fpc)
+            options.append(seconds * EFFICIENCY * gflops * 1e9 / flops_per_char(sized(lk, hk)))
         return min(options) if options else None
 
     def params(lk: int, hk: int) -> int:
-        return count_params(cell, lk, hk, vocab, embed)
+        return count_params(sized(lk, hk))
 
     budget = chars is not None or (seconds is not None and bool(gflops))
     if hidden is not None or not budget:
         rungs = [(layers or DEFAULT_SIZE[0], hidden or DEFAULT_SIZE[1])]
-    else:  # the ladder's sizes, at the user's depth if given
+    else:  # the ladder's sizes, at the user's depth if given (wider than a projection)
         rungs = [(layers, hk) for _, hk in LADDER] if layers is not None else list(LADDER)
+        rungs = [r for r in rungs if r[1] > base.proj] or [(rungs[-1][0], 2 * base.proj)]
     if not budget:
         pick = rungs[0]
         why = "no budget: the default size, trained until val loss stops improving"
@@ -172,8 +169,8 @@ def choose(
 # ----------------------------------------------------------------------------- measuring
 
 
-def probe_speed(cell: str, vocab: int, threads: int, batch: int = 50, seq: int = 50) -> float:
-    """Matrix-product GFLOP/s of training steps of a DEFAULT_SIZE model on this machine (the
+def probe_speed(base: ModelConfig, threads: int, batch: int = 50, seq: int = 50) -> float:
+    """Matrix-product GFLOP/s of training steps of `base` at DEFAULT_SIZE on this machine (the
     best of three timed steps after one untimed, which may compile the kernels)."""
     import numpy as np
 
@@ -181,7 +178,8 @@ def probe_speed(cell: str, vocab: int, threads: int, batch: int = 50, seq: int =
     from charrnn.optim import clip_gradients
 
     layers, hidden = DEFAULT_SIZE
-    cfg = ModelConfig(cell=cell, vocab_size=vocab, hidden=hidden, layers=layers, dropout=0.1)
+    cfg = dataclasses.replace(base, layers=layers, hidden=hidden, dropout=0.1).validate()
+    vocab = cfg.vocab_size
     rng = np.random.default_rng(0)
     model = CharRNN.create(cfg, rng)
     model.set_threads(threads)
@@ -195,7 +193,7 @@ def probe_speed(cell: str, vocab: int, threads: int, batch: int = 50, seq: int =
         model.flat -= 1e-6 * res.grad_flat  # an update's memory traffic, as training has
         if i:
             best = min(best, time.perf_counter() - t0)
-    return batch * seq * flops_per_char(cell, layers, hidden, vocab) / best / 1e9
+    return batch * seq * flops_per_char(cfg) / best / 1e9
 
 
 def _machine_key(cell: str, threads: int) -> str:
@@ -250,12 +248,12 @@ def speed_path() -> Path:
     return default_cache_dir().parent / "speed.json"
 
 
-def machine_speed(cell: str, vocab: int, threads: int) -> tuple[float, float]:
-    """(GFLOP/s to plan with, seconds the measurement took)."""
+def machine_speed(base: ModelConfig, threads: int) -> tuple[float, float]:
+    """(GFLOP/s of training `base`'s cell to plan with, seconds the measurement took)."""
     from charrnn.cpus import cpu_count
 
     threads = threads or cpu_count()
     t0 = time.perf_counter()
-    measured = probe_speed(cell, vocab, threads)
-    planned = remembered_speed(measured, _machine_key(cell, threads), speed_path())
+    measured = probe_speed(base, threads)
+    planned = remembered_speed(measured, _machine_key(base.cell, threads), speed_path())
     return planned, time.perf_counter() - t0

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.config import ModelConfig, param_shapes, state_names
+from charrnn import cells
+from charrnn.config import ModelConfig, param_shapes
 from charrnn.errors import CharrnnError, CheckpointError
 from charrnn.vocab import Vocab
 
@@ -111,21 +112,21 @@ def _check_params(cfg: ModelConfig, params: dict[str, np.ndarray]) -> None:
 def _check_state(cfg: ModelConfig, state: dict[str, np.ndarray]) -> None:
     if not state:
         return
-    names = state_names(cfg)
-    if set(state) != set(names):
+    widths = cells.get(cfg).state_widths()
+    if set(state) != set(widths):
         raise _Mismatch(
-            f"state holds {sorted(state)}, a {cfg.cell} needs {list(names)} (or no state)"
+            f"state holds {sorted(state)}, a {cfg.cell} needs {list(widths)} (or no state)"
         )
     batch = None
-    for k in names:
+    for k, width in widths.items():
         a = state[k]
         if a.dtype not in PARAM_DTYPES:
             raise _Mismatch(f"state {k!r} has dtype {a.dtype}, expected float32 or float64")
-        ok = a.ndim == 3 and a.shape[0] == cfg.layers and a.shape[2] == cfg.hidden
+        ok = a.ndim == 3 and a.shape[0] == cfg.layers and a.shape[2] == width
         if not ok or a.shape[1] < 1 or (batch is not None and a.shape[1] != batch):
             raise _Mismatch(
                 f"state {k!r} has shape {_shape(a.shape)}, expected (layers={cfg.layers}, "
-                f"batch, hidden={cfg.hidden}) with one batch size for all state arrays"
+                f"batch, {width}) with one batch size for all state arrays"
             )
         batch = a.shape[1]
 

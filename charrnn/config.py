@@ -6,9 +6,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from charrnn import cells
 from charrnn.errors import UsageError
 
-CELLS = ("rnn", "lstm", "gru")
+CELLS = cells.NAMES
 NONLINEARITIES = ("tanh", "relu")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
@@ -73,16 +74,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def gates(cell: str) -> int:
-    """Number of gate blocks G stacked in weight_ih / weight_hh (rows = G * H)."""
-    return {"rnn": 1, "lstm": 4, "gru": 3}[cell]
-
-
 @dataclass
 class ModelConfig:
-    """Architecture. Parameter names and shapes follow PyTorch's nn.RNN/LSTM/GRU state_dict."""
+    """Architecture. Parameter names and shapes follow PyTorch's nn.RNN/LSTM/GRU state_dict
+    (charrnn.cells: one module per cell)."""
 
-    cell: str = "lstm"  # rnn | lstm | gru
+    cell: str = "lstm"  # a name in charrnn.cells.TABLE: rnn | lstm | gru | cifg
     vocab_size: int = 0  # V
     hidden: int = 256  # H
     layers: int = 2  # L
@@ -90,7 +87,10 @@ class ModelConfig:
     dropout: float = 0.0  # inverted dropout on the outputs of every layer but the last ...
     output_dropout: bool = True  # ... and on the top layer's output, before the decoder
     nonlinearity: str = "tanh"  # rnn only: tanh | relu
-    forget_bias: float | None = None  # lstm init: set bias_ih forget slice to this, bias_hh's to 0
+    forget_bias: float | None = None  # init: a forget gate's bias_ih block to this, bias_hh's 0
+    bias: bool = True  # False: no bias_ih / bias_hh tensors (PyTorch's bias=False)
+    peephole: bool = False  # lstm: gates see the cell state (Gers & Schmidhuber 2000)
+    proj: int = 0  # lstm: P, h = W_hr (o * tanh c) of width P < H (PyTorch's proj_size); 0 = none
 
     def validate(self) -> ModelConfig:
         if self.cell not in CELLS:
@@ -104,12 +104,25 @@ class ModelConfig:
             raise UsageError(f"embed must be 0 (one-hot) or positive, got {self.embed}")
         if not 0.0 <= self.dropout < 1.0:
             raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.proj < self.hidden:
+            raise UsageError(
+                f"proj must be 0 (none) or less than hidden ({self.hidden}), got {self.proj}"
+            )
+        if self.forget_bias is not None and not self.bias:
+            raise UsageError("--forget-bias sets a bias: it cannot go with --no-bias")
+        cells.get(self).check()
         return self
 
     @property
     def input_size(self) -> int:
         """Input size of layer 0: E with an embedding, V with one-hot input."""
         return self.embed if self.embed else self.vocab_size
+
+    @property
+    def output_size(self) -> int:
+        """R: width of each layer's output h (the next layer's input and the decoder's): the
+        projection's P when there is one, else hidden."""
+        return self.proj or self.hidden
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -210,27 +223,12 @@ def _from_dict(cls, d: dict[str, Any]):
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Every parameter's name and shape, in canonical order, exactly as PyTorch names them.
-
-    weight_ih_l{k} (G*H, in_k), weight_hh_l{k} (G*H, H), bias_ih_l{k} (G*H,), bias_hh_l{k} (G*H,)
-    for k in 0..L-1, where in_0 = E (embedding) or V (one-hot) and in_k = H above; then
-    encoder.weight (V, E) when there is an embedding, decoder.weight (V, H), decoder.bias (V,).
-    """
-    g, h, v = gates(cfg.cell), cfg.hidden, cfg.vocab_size
-    shapes: dict[str, tuple[int, ...]] = {}
-    if cfg.embed:
-        shapes["encoder.weight"] = (v, cfg.embed)
-    for k in range(cfg.layers):
-        inp = cfg.input_size if k == 0 else h
-        shapes[f"weight_ih_l{k}"] = (g * h, inp)
-        shapes[f"weight_hh_l{k}"] = (g * h, h)
-        shapes[f"bias_ih_l{k}"] = (g * h,)
-        shapes[f"bias_hh_l{k}"] = (g * h,)
-    shapes["decoder.weight"] = (v, h)
-    shapes["decoder.bias"] = (v,)
-    return shapes
+    """Every parameter's name and shape, in canonical order, exactly as PyTorch names them:
+    encoder.weight (V, E) with an embedding, each layer's tensors (the cell's, see
+    charrnn/cells/base.py), decoder.weight (V, R), decoder.bias (V,)."""
+    return cells.get(cfg).param_shapes()
 
 
 def state_names(cfg: ModelConfig) -> tuple[str, ...]:
-    """Names of the recurrent state arrays, each (L, B, H): ("h",) or ("h", "c") for an LSTM."""
-    return ("h", "c") if cfg.cell == "lstm" else ("h",)
+    """Names of the recurrent state arrays, each (L, B, width): ("h",) or ("h", "c")."""
+    return cells.get(cfg).state

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from charrnn import cells
 from charrnn.vocab import escape
 
 DEFAULT_CHUNK = 2048  # T: steps per forward call
@@ -33,6 +34,7 @@ def summarize(ckpt, path) -> dict[str, Any]:
     """Everything `charrnn inspect` shows, as one JSON-able dict (None where the checkpoint does
     not say)."""
     meta = ckpt.meta
+    cell = cells.get(ckpt.config)
     tensors = [
         {
             "name": name,
@@ -54,6 +56,8 @@ def summarize(ckpt, path) -> dict[str, Any]:
         "format_version": meta.get("format_version"),
         "charrnn_version": meta.get("charrnn_version"),
         "model": ckpt.config.to_dict(),
+        "features": cell.features(),  # the cell's options, in words
+        "torch_module": cell.torch_module and f"torch.nn.{cell.torch_module}",  # or None
         "tensors": tensors,
         "total_params": sum(t["params"] for t in tensors),
         "vocab": {
@@ -113,9 +117,10 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
     arch += f"  dropout {m['dropout']:g}"
     if m["dropout"] and not m.get("output_dropout", True):
         arch += " (between layers only)"
-    if m["cell"] == "rnn":
-        arch += f"  {m['nonlinearity']}"
+    arch += "".join(f"  {f}" for f in info["features"])
     head.add_row("model", arch)
+    twin = info["torch_module"]
+    head.add_row("pytorch", twin or "no torch.nn module has this cell (the file reads with numpy)")
     sizing = info.get("sizing")
     if sizing and isinstance(sizing.get("reason"), str):
         head.add_row("chosen", f"for the budget: {sizing['reason']}")
@@ -203,7 +208,7 @@ def unit_activations(
 
 @dataclass
 class UnitStats:
-    """Per-unit statistics of one layer's activations over a text; each array (H,)."""
+    """Per-unit statistics of one layer's activations over a text; each array (R,)."""
 
     count: int
     mean: np.ndarray
@@ -220,7 +225,7 @@ class UnitStats:
 def unit_stats(model, ids: np.ndarray, layer: int, chunk: int = DEFAULT_CHUNK) -> UnitStats:
     """Mean, std, min and max of every unit of `layer` over the text, in one streaming pass
     (chunk statistics merged with Chan's formula, float64)."""
-    H = model.config.hidden
+    H = model.config.output_size
     count = 0
     mean = np.zeros(H)
     m2 = np.zeros(H)
@@ -230,7 +235,7 @@ def unit_stats(model, ids: np.ndarray, layer: int, chunk: int = DEFAULT_CHUNK) -
     for _, x in _chunks(ids, chunk):
         res = model.forward(x, state, return_hidden=True)
         state = res.state
-        a = res.hidden[layer][0].astype(np.float64)  # (t, H)
+        a = res.hidden[layer][0].astype(np.float64)  # (t, R)
         t = a.shape[0]
         cm = a.mean(axis=0)
         cm2 = ((a - cm) ** 2).sum(axis=0)

@@ -1,27 +1,30 @@
-"""CharRNN: a stacked RNN / LSTM / GRU character model, its loss and its gradients.
+"""CharRNN: a stacked recurrent character model (any cell of charrnn.cells), its loss and its
+gradients.
 
 Data flow of one training step (`loss_and_grad`), for B streams of T characters, L layers of
-H units, G gates (1 rnn, 4 lstm, 3 gru), vocabulary V, N = T*B:
+H units whose output h is R wide (R = H, or P with a projection), G gates (the cell's: 1 rnn,
+4 lstm, 3 gru), vocabulary V, N = T*B:
 
     x (B, T) ids ──▶ time-major ids (T, B)
       layer 0 input projection XG (T, B, G*H):
           one-hot: row gather of the table weight_ih_l0^T + biases (V, G*H) (or, for fewer
               than V characters, a gather of weight_ih_l0's columns)
           embedding: encoder.weight[x] (T, B, E) @ weight_ih_l0^T (one GEMM over N rows)
-      layer k: recurrence over T in one compiled kernel; only h @ weight_hh^T is inside the
-          loop (a register-tiled product with weight_hh^T packed once per call, kernels/tiles).
-          Outputs hs_k (T+1, B, H) with hs_k[0] = the initial state.
-      layer k+1 input = hs_k[1:] * dropout mask_k (T, B, H)  ─▶ one GEMM to XG of layer k+1
-      decoder: hs_{L-1}[1:] * mask_{L-1} (N, H) @ decoder.weight^T + bias ─▶ logits (N, V)
+      layer k: recurrence over T in one compiled kernel of the cell (Cell.forward); only
+          h @ weight_hh^T is inside the loop (a register-tiled product with weight_hh^T packed
+          once per call, kernels/tiles). Outputs hs_k (T+1, B, R) with hs_k[0] = the initial h.
+      layer k+1 input = hs_k[1:] * dropout mask_k (T, B, R)  ─▶ one GEMM to XG of layer k+1
+      decoder: hs_{L-1}[1:] * mask_{L-1} (N, R) @ decoder.weight^T + bias ─▶ logits (N, V)
           (the top layer's mask only with config.output_dropout, as char-rnn and Zaremba et al.)
       loss = mean over N of -log softmax(logits)[y]   (nats per character)
     backward: the same in reverse; dW_hh, dW_ih, the biases and the decoder gradients are one
-    GEMM or sum over all N rows each, after the time loop; one-hot dW_ih is a scatter-add.
+    GEMM or sum over all N rows each, after the time loop (Cell.backward returns dL/d(gates));
+    one-hot dW_ih is a scatter-add.
 
 Parameters live in ONE flat buffer `flat` (P,) in `config.param_shapes` order, with
 `params[name]` views named and shaped exactly as PyTorch's state_dict, so a trained model loads
 into torch.nn.LSTM/GRU/RNN(batch_first=True) + nn.Linear (+ nn.Embedding) unchanged. Gradients
-come back the same way (grad_flat (P,) and views). The recurrent state is a tuple of (L, B, H)
+come back the same way (grad_flat (P,) and views). The recurrent state is a tuple of (L, B, width)
 arrays: (h,) or (h, c) for an LSTM; it is carried between calls by the caller.
 
 With threads > 1 and enough streams, the B streams are split into shards, each run start to end
@@ -38,16 +41,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charrnn.config import ModelConfig, gates, param_shapes, state_names
+from charrnn import cells
+from charrnn.config import ModelConfig
 from charrnn.cpus import cpu_count
-from charrnn.kernels import gru as gru_k
 from charrnn.kernels import layers as lk
 from charrnn.kernels import loss as loss_k
-from charrnn.kernels import lstm as lstm_k
-from charrnn.kernels import rnn as rnn_k
-from charrnn.kernels import tiles
 
-State = tuple[np.ndarray, ...]  # ("h",) or ("h", "c"): each (L, B, H), model dtype
+State = tuple[np.ndarray, ...]  # ("h",) or ("h", "c"): each (L, B, width), model dtype
 
 MIN_SHARD_ROWS = 8  # a shard gets at least this many streams
 STACKED_MIN_ROWS = 4  # rows a shard needs for lstm/rnn.infer_stacked (see _forward_shard)
@@ -69,7 +69,7 @@ class StepResult:
 class ForwardResult:
     logits: np.ndarray  # (B, T, V)
     state: State
-    hidden: list[np.ndarray] | None  # per layer (B, T, H), or None
+    hidden: list[np.ndarray] | None  # per layer (B, T, R), or None
 
 
 # ----------------------------------------------------------------------------- threads
@@ -110,27 +110,22 @@ def _pool() -> ThreadPoolExecutor:
 class _Work:
     """Preallocated time-major buffers of one shard for (Bs streams, T steps)."""
 
-    def __init__(self, cfg: ModelConfig, bs: int, t: int, dtype: np.dtype, sizes: dict):
-        g, h, v, n_layers = gates(cfg.cell), cfg.hidden, cfg.vocab_size, cfg.layers
+    def __init__(self, cell, bs: int, t: int, dtype: np.dtype, sizes: dict):
+        cfg = cell.config
+        g, r, v, n_layers = cell.gates * cell.hidden, cell.width, cfg.vocab_size, cfg.layers
         e = np.empty
-        self.xg = [e((t, bs, g * h), dtype) for _ in range(n_layers)]
-        self.hs = [e((t + 1, bs, h), dtype) for _ in range(n_layers)]
-        self.dhs = [e((t, bs, h), dtype) for _ in range(n_layers)]
-        self.xin = [e((t, bs, h), dtype) if k else None for k in range(n_layers)]
+        self.xg = [e((t, bs, g), dtype) for _ in range(n_layers)]
+        self.hs = [e((t + 1, bs, r), dtype) for _ in range(n_layers)]
+        self.dhs = [e((t, bs, r), dtype) for _ in range(n_layers)]
+        self.xin = [e((t, bs, r), dtype) if k else None for k in range(n_layers)]
         # the top layer's output after its dropout mask: the decoder's input when training
-        self.top = e((t, bs, h), dtype) if cfg.output_dropout and cfg.dropout else None
-        if cfg.cell == "lstm":
-            self.cs = [e((t + 1, bs, h), dtype) for _ in range(n_layers)]
-            self.tcs = [e((t, bs, h), dtype) for _ in range(n_layers)]
-        if cfg.cell == "gru":
-            self.hn = [e((t, bs, h), dtype) for _ in range(n_layers)]
-            self.dgh = [e((t, bs, g * h), dtype) for _ in range(n_layers)]
-            self.hg = e((bs, g * h), dtype)
+        self.top = e((t, bs, r), dtype) if cfg.output_dropout and cfg.dropout else None
+        self.cell = [cell.work(t, bs, dtype) for _ in range(n_layers)]  # the cell's own scratch
         if cfg.embed:
             self.emb = e((t * bs, cfg.embed), dtype)
             self.demb = e((t * bs, cfg.embed), dtype)
         else:
-            self.dtable = e((v, g * h), dtype)
+            self.dtable = e((v, g), dtype)
         self.logits = e((t * bs, v), dtype)
         self._grad_spec = (sizes["P"], sizes["shapes"], dtype)
         self.grad: np.ndarray | None = None  # this shard's gradient when there are several
@@ -160,23 +155,20 @@ def _views(flat: np.ndarray, shapes: dict[str, tuple[int, ...]]) -> dict[str, np
 class _Prepared:
     """Per-call derived copies of the weights, shared by all shards."""
 
-    whh_t: list[np.ndarray]  # weight_hh^T (H, G*H) per layer, packed by kernels.tiles.pack
-    whh: list[np.ndarray]  # weight_hh (G*H, H) per layer, packed
-    bias: list[np.ndarray]  # (G*H,) input-side bias per layer (b_ih + b_hh, GRU: not b_hn)
-    bhn: list[np.ndarray]  # GRU: b_hn (H,) per layer
-    table: np.ndarray | None  # one-hot: (V, G*H) = weight_ih_l0^T + bias[0]
-    # inference, LSTM and RNN, layers above the first: [weight_ih | weight_hh]^T (2H, G*H)
-    # packed (see lstm.infer_stacked); None where unused
-    wcat: list[np.ndarray | None]
+    # per layer, the cell's (Cell.derive): whh_t, whh (backward only), bias (the input side's,
+    # (G*H,)), wcat (inference above the first layer, cells with infer_stacked; else None)
+    layers: list
+    table: np.ndarray | None  # one-hot: (V, G*H) = weight_ih_l0^T + layers[0].bias
 
 
 # ----------------------------------------------------------------------------- model
 
 
 class CharRNN:
-    """A character-level RNN/LSTM/GRU with PyTorch-named parameters in one flat buffer.
+    """A character-level recurrent model with PyTorch-named parameters in one flat buffer.
 
-    Attributes: config (ModelConfig), dtype, flat (P,), params (name -> view), shapes
+    Attributes: config (ModelConfig), cell (charrnn.cells), dtype, flat (P,), params (name ->
+    view), shapes
     (name -> shape), threads (cores one call may use; default 1), parallel ("auto" or "shards":
     with threads > 1 split the B streams into shards of >= MIN_SHARD_ROWS, one per thread;
     "blas": one shard, multi-threaded BLAS only; kept for benchmarking, it is slower here).
@@ -184,8 +176,9 @@ class CharRNN:
 
     def __init__(self, config: ModelConfig, flat: np.ndarray, dtype=np.float32):
         self.config = config
+        self.cell = cells.get(config)
         self.dtype = np.dtype(dtype)
-        self.shapes = param_shapes(config)
+        self.shapes = self.cell.param_shapes()
         self.flat = flat
         self.params = _views(flat, self.shapes)
         self._threads = 1
@@ -197,25 +190,22 @@ class CharRNN:
 
     @classmethod
     def create(cls, config: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> CharRNN:
-        """PyTorch's default initialisation: U(-1/sqrt(H), 1/sqrt(H)) for every recurrent and
-        decoder tensor, N(0, 1) for the embedding; forget_bias (LSTM) sets bias_ih's forget
-        block to the value and bias_hh's to 0."""
+        """PyTorch's default initialisation: U(-1/sqrt(H), 1/sqrt(H)) for every recurrent
+        tensor, U(-1/sqrt(R), 1/sqrt(R)) for the decoder (nn.Linear(R, V); R = H without a
+        projection), N(0, 1) for the embedding; forget_bias sets bias_ih's forget block to the
+        value and bias_hh's to 0 (cells with a forget gate)."""
         config.validate()
-        shapes = param_shapes(config)
-        size = sum(int(np.prod(s)) for s in shapes.values())
+        size = sum(int(np.prod(s)) for s in cells.get(config).param_shapes().values())
         model = cls(config, np.empty(size, dtype), dtype)
-        bound = 1.0 / np.sqrt(config.hidden)
-        for name, shape in shapes.items():
+        for name, shape in model.shapes.items():
             if name == "encoder.weight":
                 value = rng.standard_normal(shape)
             else:
+                width = config.output_size if name.startswith("decoder") else config.hidden
+                bound = 1.0 / np.sqrt(width)
                 value = rng.uniform(-bound, bound, shape)
             model.params[name][...] = value
-        if config.forget_bias is not None and config.cell == "lstm":
-            h = config.hidden
-            for k in range(config.layers):
-                model.params[f"bias_ih_l{k}"][h : 2 * h] = config.forget_bias
-                model.params[f"bias_hh_l{k}"][h : 2 * h] = 0.0
+        model.cell.initialise(model.params)
         return model
 
     @classmethod
@@ -223,7 +213,7 @@ class CharRNN:
         """Copy `params` (PyTorch names) into a new model; ValueError names any missing, extra,
         mis-shaped or non-finite tensor."""
         config.validate()
-        shapes = param_shapes(config)
+        shapes = cells.get(config).param_shapes()
         missing = [n for n in shapes if n not in params]
         extra = sorted(set(params) - set(shapes))
         if missing:
@@ -281,8 +271,8 @@ class CharRNN:
     # -- state
 
     def zero_state(self, batch: int) -> State:
-        c = self.config
-        return tuple(np.zeros((c.layers, batch, c.hidden), self.dtype) for _ in state_names(c))
+        widths = self.cell.state_widths()
+        return tuple(np.zeros((self.config.layers, batch, widths[n]), self.dtype) for n in widths)
 
     # -- public computations
 
@@ -337,7 +327,8 @@ class CharRNN:
         logits = np.empty((B, T, cfg.vocab_size), self.dtype)
         hidden = None
         if return_hidden:
-            hidden = [np.empty((B, T, cfg.hidden), self.dtype) for _ in range(cfg.layers)]
+            r = cfg.output_size
+            hidden = [np.empty((B, T, r), self.dtype) for _ in range(cfg.layers)]
 
         def collect(w: _Work, sl: slice, ts: slice) -> None:
             n, bs = ts.stop - ts.start, sl.stop - sl.start
@@ -412,13 +403,14 @@ class CharRNN:
     def _state(self, state, batch: int) -> State:
         if state is None:
             return self.zero_state(batch)
-        names = state_names(self.config)
-        shape = (self.config.layers, batch, self.config.hidden)
+        widths = self.cell.state_widths()
+        names = tuple(widths)
         if len(state) != len(names):
             raise ValueError(f"state must hold {len(names)} arrays {names}, got {len(state)}")
         out = []
         for name, s in zip(names, state, strict=True):
             s = np.asarray(s)
+            shape = (self.config.layers, batch, widths[name])
             if s.shape != shape:
                 raise ValueError(f"state {name} has shape {s.shape}, expected {shape}")
             out.append(s.astype(self.dtype, copy=False))
@@ -435,8 +427,10 @@ class CharRNN:
             out = []
             for k, m in enumerate(masks):
                 m = np.asarray(m, self.dtype)
-                if m.shape != (B, T, cfg.hidden):
-                    raise ValueError(f"mask {k} has shape {m.shape}, expected {(B, T, cfg.hidden)}")
+                if m.shape != (B, T, cfg.output_size):
+                    raise ValueError(
+                        f"mask {k} has shape {m.shape}, expected {(B, T, cfg.output_size)}"
+                    )
                 out.append(m)
             return out or None
         if n == 0:
@@ -447,7 +441,7 @@ class CharRNN:
         scale = self.dtype.type(1.0 / keep)
         out = []
         for _ in range(n):
-            u = rng.random((B, T, cfg.hidden), dtype=self.dtype)
+            u = rng.random((B, T, cfg.output_size), dtype=self.dtype)
             out.append(np.where(u < keep, scale, self.dtype.type(0)))
         return out
 
@@ -480,7 +474,7 @@ class CharRNN:
         if w is None:
             if len(self._work) >= 8:
                 self._work.clear()
-            w = _Work(self.config, bs, t, self.dtype, {"P": self.flat.size, "shapes": self.shapes})
+            w = _Work(self.cell, bs, t, self.dtype, {"P": self.flat.size, "shapes": self.shapes})
             self._work[key] = w
         return w
 
@@ -497,54 +491,35 @@ class CharRNN:
 
     def _derive(self, rows: int, backward: bool) -> _Prepared:
         cfg, p = self.config, self.params
-        h = cfg.hidden
-        whh_t, whh, bias, bhn = [], [], [], []
-        for k in range(cfg.layers):
-            w = p[f"weight_hh_l{k}"]
-            whh_t.append(_packed(w, transposed=True))
-            if backward:
-                whh.append(_packed(w))
-            b_ih, b_hh = p[f"bias_ih_l{k}"], p[f"bias_hh_l{k}"]
-            if cfg.cell == "gru":
-                b = b_ih.copy()
-                b[: 2 * h] += b_hh[: 2 * h]
-                bhn.append(np.ascontiguousarray(b_hh[2 * h :]))
-            else:
-                b = b_ih + b_hh
-            bias.append(b)
+        layers = [self.cell.derive(p, k, backward) for k in range(cfg.layers)]
         table = None
         if not cfg.embed and rows >= cfg.vocab_size:
             w0 = p["weight_ih_l0"]
             table = np.empty((cfg.vocab_size, w0.shape[0]), self.dtype)
-            lk.onehot_table(w0, bias[0], table)
-        wcat: list[np.ndarray | None] = [None] * cfg.layers
-        if not backward and cfg.cell in ("lstm", "rnn"):
-            for k in range(1, cfg.layers):
-                both = np.concatenate([p[f"weight_ih_l{k}"], p[f"weight_hh_l{k}"]], axis=1)
-                wcat[k] = _packed(both, transposed=True)
-        return _Prepared(whh_t, whh, bias, bhn, table, wcat)
+            lk.onehot_table(w0, layers[0].bias, table)
+        return _Prepared(layers, table)
 
     def _forward_shard(self, w: _Work, prep, x_tb, state, sl, masks, final, keep) -> None:
         """Forward pass of one shard: fills w.hs and w.logits (N, V), and when `keep` (a
-        backward pass follows) what it needs: w.xg (activations), w.cs/tcs or w.hn."""
-        cfg, p = self.config, self.params
+        backward pass follows) what it needs: w.xg (activations) and the cell's own (w.cell)."""
+        cfg, p, cell = self.config, self.params, self.cell
         T, bs = x_tb.shape
         N = T * bs
         ids = _flat_ids(x_tb)
-        relu = cfg.nonlinearity == "relu"
         for k in range(cfg.layers):
+            lw = prep.layers[k]
             xg = w.xg[k]
             xg2 = xg.reshape(N, -1)
             hs = w.hs[k]
             hs[0] = state[0][k, sl]
             # input side made step by step (inference, enough rows to share each weight read)
-            stacked = prep.wcat[k] is not None and not keep and bs >= STACKED_MIN_ROWS
+            stacked = lw.wcat is not None and not keep and bs >= STACKED_MIN_ROWS
             if k == 0:
                 if cfg.embed:
                     lk.gather_rows(p["encoder.weight"], ids, w.emb)
-                    lk.project(w.emb, p["weight_ih_l0"], prep.bias[0], xg2)
+                    lk.project(w.emb, p["weight_ih_l0"], lw.bias, xg2)
                 elif prep.table is None:
-                    lk.gather_columns(p["weight_ih_l0"], prep.bias[0], ids, xg2)
+                    lk.gather_columns(p["weight_ih_l0"], lw.bias, ids, xg2)
                 else:
                     lk.gather_rows(prep.table, ids, xg2)
             elif not stacked:
@@ -552,26 +527,9 @@ class CharRNN:
                 if masks is not None:
                     lk.multiply(inp, masks[k - 1].reshape(N, -1), w.xin[k].reshape(N, -1))
                     inp = w.xin[k].reshape(N, -1)
-                lk.project(inp, p[f"weight_ih_l{k}"], prep.bias[k], xg2)
-            if cfg.cell == "lstm" and keep:
-                w.cs[k][0] = state[1][k, sl]
-                lstm_k.forward(xg, prep.whh_t[k], hs, w.cs[k], w.tcs[k])
-                final[1][k, sl] = w.cs[k][T]
-            elif cfg.cell == "lstm":
-                c = final[1][k, sl]  # (bs, H), contiguous
-                c[...] = state[1][k, sl]
-                if stacked:
-                    lstm_k.infer_stacked(w.hs[k - 1][1:], prep.wcat[k], prep.bias[k], hs, c)
-                else:
-                    lstm_k.infer(xg, prep.whh_t[k], hs, c)
-            elif cfg.cell == "gru" and keep:
-                gru_k.forward(xg, prep.whh_t[k], prep.bhn[k], hs, w.hn[k], w.hg)
-            elif cfg.cell == "gru":
-                gru_k.infer(xg, prep.whh_t[k], prep.bhn[k], hs, w.hg)
-            elif stacked:
-                rnn_k.infer_stacked(w.hs[k - 1][1:], prep.wcat[k], prep.bias[k], hs, relu)
-            else:
-                rnn_k.forward(xg, prep.whh_t[k], hs, relu)
+                lk.project(inp, p[f"weight_ih_l{k}"], lw.bias, xg2)
+            below = w.hs[k - 1][1:] if stacked else None
+            cell.forward(lw, w.cell[k], xg, hs, state, final, k, sl, keep, below)
             final[0][k, sl] = hs[T]
         top = w.hs[cfg.layers - 1][1:].reshape(N, -1)
         if masks is not None and len(masks) == cfg.layers:
@@ -582,11 +540,10 @@ class CharRNN:
     def _backward_shard(self, w: _Work, prep: _Prepared, x_tb, masks, g, dstate, sl) -> None:
         """Backward pass of one shard from w.logits holding dL/dlogits; writes every gradient
         in g (a dict of views) exactly once, and dstate[:][k, sl]."""
-        cfg, p = self.config, self.params
+        cfg, p, cell = self.config, self.params, self.cell
         T, bs = x_tb.shape
         N = T * bs
         L = cfg.layers
-        relu = cfg.nonlinearity == "relu"
         dropped = masks is not None and len(masks) == L  # the decoder read the masked top
         top = (w.top if dropped else w.hs[L - 1][1:]).reshape(N, -1)
         lk.weight_grad(w.logits, top, g["decoder.weight"])
@@ -594,26 +551,17 @@ class CharRNN:
         mask = masks[-1].reshape(N, -1) if dropped else w.logits
         lk.input_grad(w.logits, p["decoder.weight"], w.dhs[L - 1].reshape(N, -1), mask, dropped)
         for k in range(L - 1, -1, -1):
-            act = w.xg[k]
-            whh = prep.whh[k]
-            dh0 = dstate[0][k, sl]
-            if cfg.cell == "lstm":
-                lstm_k.backward(act, whh, w.cs[k], w.tcs[k], w.dhs[k], dh0, dstate[1][k, sl])
-                dgh = act
-            elif cfg.cell == "gru":
-                gru_k.backward(act, w.dgh[k], whh, w.hs[k], w.hn[k], w.dhs[k], dh0)
-                dgh = w.dgh[k]
-            else:
-                rnn_k.backward(act, whh, w.hs[k], w.dhs[k], dh0, relu)
-                dgh = act
-            dgi2 = act.reshape(N, -1)
+            dgi, dgh = cell.backward(prep.layers[k], w.cell[k], w.xg[k], w.hs[k], w.dhs[k],
+                                     dstate, k, sl, g)  # fmt: skip
+            dgi2 = dgi.reshape(N, -1)
             dgh2 = dgh.reshape(N, -1)
             lk.weight_grad(dgh2, w.hs[k][:T].reshape(N, -1), g[f"weight_hh_l{k}"])
-            lk.colsum(dgh2, g[f"bias_hh_l{k}"])
-            if cfg.cell == "gru":
-                lk.colsum(dgi2, g[f"bias_ih_l{k}"])
-            else:  # one pre-activation: both biases get the same gradient
-                g[f"bias_ih_l{k}"][...] = g[f"bias_hh_l{k}"]
+            if cfg.bias:
+                lk.colsum(dgh2, g[f"bias_hh_l{k}"])
+                if dgi is dgh:  # one pre-activation: both biases get the same gradient
+                    g[f"bias_ih_l{k}"][...] = g[f"bias_hh_l{k}"]
+                else:
+                    lk.colsum(dgi2, g[f"bias_ih_l{k}"])
             if k > 0:
                 inp = w.hs[k - 1][1:] if masks is None else w.xin[k]
                 lk.weight_grad(dgi2, inp.reshape(N, -1), g[f"weight_ih_l{k}"])
@@ -629,15 +577,6 @@ class CharRNN:
             else:
                 lk.scatter_rows(dgi2, _flat_ids(x_tb), w.dtable)
                 lk.transpose_into(w.dtable, g["weight_ih_l0"])
-
-
-def _packed(b: np.ndarray, transposed: bool = False) -> np.ndarray:
-    """b (K, N), or b.T when transposed, in the panel layout of kernels.tiles (NP, K, PW)."""
-    K, N = b.shape[::-1] if transposed else b.shape
-    pw = tiles.panel_width(b.dtype)
-    out = np.empty(((N + pw - 1) // pw, K, pw), b.dtype)
-    (tiles.pack_transposed if transposed else tiles.pack)(b, out)
-    return out
 
 
 def _flat_ids(ids_tb: np.ndarray) -> np.ndarray:

@@ -144,12 +144,10 @@ def _size_for_budget(req: Request, cfg: ModelConfig, train_chars: int, chars_per
         chars.append(req.epochs * train_chars)
     gflops, probe_seconds = None, 0.0
     if req.seconds is not None and not ({"layers", "hidden"} <= fixed):
-        gflops, probe_seconds = budget.machine_speed(cfg.cell, cfg.vocab_size, req.train.threads)
+        gflops, probe_seconds = budget.machine_speed(cfg, req.train.threads)
     choice = budget.choose(
-        cell=cfg.cell,
-        vocab=cfg.vocab_size,
+        cfg,
         train_chars=train_chars,
-        embed=cfg.embed,
         seconds=None if req.seconds is None else max(1.0, req.seconds - probe_seconds),
         gflops=gflops,
         chars=min(chars) if chars else None,

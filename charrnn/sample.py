@@ -187,20 +187,18 @@ class NumpyEngine:
 
 
 class NumbaEngine(NumpyEngine):
-    """The fused kernel of charrnn/kernels/step.py, same interface and state layout. With
-    threads=2 (the default on two cores or more) each call is split over this thread and a
-    partner thread; the text is the same as with one."""
+    """The cell's fused kernel (its `run`, see charrnn/kernels/step.py), same interface and
+    state layout. With threads=2 (the default on two cores or more) each call is split over
+    this thread and a partner thread; the text is the same as with one."""
 
     name = "numba"
 
     def __init__(self, w: StepWeights, state, pending: np.ndarray, threads: int = 0) -> None:
-        from charrnn.kernels import step as kernels
         from charrnn.kernels.sync import LINE
         from charrnn.step import PARTS, split
 
         super().__init__(w, tuple(np.ascontiguousarray(s, np.float32) for s in state), pending)
-        self.kernel = kernels.run
-        self.cell = kernels.CELLS["rnn-relu" if w.relu else w.cell]
+        self.kernel = w.cell.k.run
         self.parts = split(w, PARTS)
         self.threads = max(1, min(PARTS, threads or cpu_count()))
         self.flags = np.zeros(2 * LINE, np.int64)  # the barrier of this engine's two threads
@@ -220,9 +218,8 @@ class NumbaEngine(NumpyEngine):
         nv = w.vocab_size
         h = self.state[0]
         args = (
-            self.cell, parts.table, parts.w_ih, parts.w_hh, parts.bias, parts.b_hn,
-            w.dec_t, w.dec_b, h, self.state[-1], np.empty((2, *h.shape), np.float32),
-            self.pending, u, float(o.temperature),
+            parts.wts, w.dec_t, w.dec_b, h, self.state[-1], np.empty((2, *h.shape), np.float32),
+            w.cell.fused_work(h.shape[1]), self.pending, u, float(o.temperature),
             nv if o.top_k is None else int(min(o.top_k, nv)),
             1.0 if o.top_p is None else float(o.top_p),
             out, feeding,
@@ -455,6 +452,5 @@ def sample_texts(
 
 def check_finite(w: StepWeights) -> None:
     """Refuse weights holding NaN or infinity (a diverged run)."""
-    arrays = (w.table, w.w_ih_t, w.w_hh_t, w.bias, w.b_hn, w.dec_t, w.dec_b)
-    if not all(np.isfinite(a).all() for a in arrays):
+    if not all(np.isfinite(a).all() for a in w.arrays()):
         raise CharrnnError("the model's weights hold NaN or infinity: use an earlier checkpoint")

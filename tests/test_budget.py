@@ -16,23 +16,29 @@ from charrnn.model import CharRNN
 SHAKESPEARE = 1_003_854  # training characters of tinyshakespeare's 90 % split
 
 
+def base(cell: str = "lstm", vocab: int = 65, **kw) -> ModelConfig:
+    return ModelConfig(cell=cell, vocab_size=vocab, **kw)
+
+
 def test_flops_and_params_follow_the_model():
     """Parameter counts are the real model's; FLOPs grow as H^2 for wide layers."""
     for layers, hidden in LADDER[:4]:
         cfg = ModelConfig(cell="lstm", vocab_size=65, hidden=hidden, layers=layers)
         model = CharRNN.create(cfg, np.random.default_rng(0))
-        assert count_params("lstm", layers, hidden, 65) == model.flat.size
-    big, small = (budget.flops_per_char("lstm", 2, h, 65) for h in (1024, 512))
+        assert count_params(cfg) == model.flat.size
+    big, small = (budget.flops_per_char(base(hidden=h)) for h in (1024, 512))
     assert 3.5 < big / small < 4.0
-    assert budget.flops_per_char("gru", 2, 256, 65) == pytest.approx(
-        0.75 * budget.flops_per_char("lstm", 2, 256, 65), rel=0.02
+    assert budget.flops_per_char(base("gru")) == pytest.approx(
+        0.75 * budget.flops_per_char(base()), rel=0.02
     )
+    # the coupled-gate LSTM has three gate blocks: a quarter fewer recurrent FLOPs
+    assert budget.flops_per_char(base("cifg")) < 0.8 * budget.flops_per_char(base())
 
 
 def test_more_budget_never_picks_a_smaller_model():
     sizes = []
     for seconds, gflops in itertools.product((30, 120, 600, 1800, 7200), (50, 200, 800)):
-        c = choose(cell="lstm", vocab=65, train_chars=SHAKESPEARE, seconds=seconds, gflops=gflops)
+        c = choose(base("lstm", 65), train_chars=SHAKESPEARE, seconds=seconds, gflops=gflops)
         sizes.append(((seconds * gflops), c.params))
     sizes.sort()
     params = [p for _, p in sizes]
@@ -41,12 +47,12 @@ def test_more_budget_never_picks_a_smaller_model():
 
 
 def test_the_chosen_model_reads_enough_and_the_next_does_not():
-    c = choose(cell="lstm", vocab=65, train_chars=50_000_000, seconds=600, gflops=200)
+    c = choose(base("lstm", 65), train_chars=50_000_000, seconds=600, gflops=200)
     assert c.reads >= budget.READS_PER_PARAM * c.params
     i = LADDER.index((c.layers, c.hidden))
     bigger = LADDER[i + 1]
     c2 = choose(
-        cell="lstm", vocab=65, train_chars=50_000_000, seconds=600, gflops=200,
+        base("lstm", 65), train_chars=50_000_000, seconds=600, gflops=200,
         layers=bigger[0], hidden=bigger[1],
     )  # fmt: skip
     assert c2.reads < budget.READS_PER_PARAM * c2.params
@@ -54,35 +60,33 @@ def test_the_chosen_model_reads_enough_and_the_next_does_not():
 
 
 def test_a_small_corpus_bounds_the_model_whatever_the_budget():
-    c = choose(cell="lstm", vocab=80, train_chars=100_000, seconds=36_000, gflops=1000)
+    c = choose(base("lstm", 80), train_chars=100_000, seconds=36_000, gflops=1000)
     assert c.params <= budget.PARAMS_PER_CHAR * 100_000
     assert "parameters per training character" in c.reason
-    tiny = choose(cell="lstm", vocab=80, train_chars=500, seconds=600, gflops=200)
+    tiny = choose(base("lstm", 80), train_chars=500, seconds=600, gflops=200)
     assert (tiny.layers, tiny.hidden) == LADDER[0]  # nothing fits: the smallest
 
 
 def test_steps_and_epochs_budgets_need_no_timing():
-    a = choose(cell="lstm", vocab=65, train_chars=SHAKESPEARE, chars=10 * SHAKESPEARE)
-    b = choose(cell="lstm", vocab=65, train_chars=SHAKESPEARE, chars=10 * SHAKESPEARE)
+    a = choose(base("lstm", 65), train_chars=SHAKESPEARE, chars=10 * SHAKESPEARE)
+    b = choose(base("lstm", 65), train_chars=SHAKESPEARE, chars=10 * SHAKESPEARE)
     assert a == b and a.reads == 10 * SHAKESPEARE
     # with a time budget as well, the smaller of the two decides
-    both = choose(
-        cell="lstm", vocab=65, train_chars=SHAKESPEARE, chars=1e5, seconds=3600, gflops=500
-    )
+    both = choose(base("lstm", 65), train_chars=SHAKESPEARE, chars=1e5, seconds=3600, gflops=500)
     assert both.reads == 1e5
 
 
 def test_user_flags_win():
-    c = choose(cell="lstm", vocab=65, train_chars=SHAKESPEARE, seconds=600, gflops=200, hidden=100)
+    c = choose(base("lstm", 65), train_chars=SHAKESPEARE, seconds=600, gflops=200, hidden=100)
     assert (c.layers, c.hidden) == (2, 100)
-    c = choose(cell="lstm", vocab=65, train_chars=SHAKESPEARE, seconds=600, gflops=200, dropout=0.0)
+    c = choose(base("lstm", 65), train_chars=SHAKESPEARE, seconds=600, gflops=200, dropout=0.0)
     assert c.dropout == 0.0
-    c = choose(cell="gru", vocab=65, train_chars=SHAKESPEARE, seconds=600, gflops=200, layers=3)
+    c = choose(base("gru", 65), train_chars=SHAKESPEARE, seconds=600, gflops=200, layers=3)
     assert c.layers == 3 and c.hidden in {h for _, h in LADDER}
 
 
 def test_no_budget_keeps_the_default_size():
-    c = choose(cell="lstm", vocab=65, train_chars=SHAKESPEARE)
+    c = choose(base("lstm", 65), train_chars=SHAKESPEARE)
     assert (c.layers, c.hidden) == budget.DEFAULT_SIZE and c.reads is None
     assert "no budget" in c.reason
 
@@ -117,7 +121,7 @@ def test_jitter_never_flips_the_choice(tmp_path):
     remembered_speed(200.0, "host", path)  # once seen idle ...
     for _ in range(50):  # ... from then on
         g = remembered_speed(200.0 * rng.uniform(0.4, 1.25), "host", path)
-        c = choose(cell="lstm", vocab=65, train_chars=SHAKESPEARE, seconds=600, gflops=g)
+        c = choose(base("lstm", 65), train_chars=SHAKESPEARE, seconds=600, gflops=g)
         picks.add((c.layers, c.hidden, c.dropout))
     assert len(picks) == 1
 

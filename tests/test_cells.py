@@ -1,70 +1,29 @@
-"""Each cell against a naive NumPy per-step reference written here; chunked runs equal whole
+"""Each cell against the naive NumPy reference (tests/reference.py); chunked runs equal whole
 runs; initialisation and parameter validation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference as ref
 
 from charrnn.config import ModelConfig, param_shapes
 from charrnn.model import CharRNN
 
-CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
-
-
-def _sig(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
 
 def reference(cfg: ModelConfig, p: dict, x, y, state, masks=None):
-    """Naive batch-major float64 forward: logits (B, T, V), final state, per-layer outputs,
-    mean loss. One step at a time, exactly the PyTorch equations."""
-    p = {k: np.asarray(v, np.float64) for k, v in p.items()}
-    B, T = x.shape
-    V, H = cfg.vocab_size, cfg.hidden
-    inp = p["encoder.weight"][x] if cfg.embed else np.eye(V)[x]
-    h_fin, c_fin, outs = [], [], []
-    for k in range(cfg.layers):
-        w_ih, w_hh = p[f"weight_ih_l{k}"], p[f"weight_hh_l{k}"]
-        b_ih, b_hh = p[f"bias_ih_l{k}"], p[f"bias_hh_l{k}"]
-        h = np.array(state[0][k], np.float64)
-        c = np.array(state[1][k], np.float64) if cfg.cell == "lstm" else None
-        out = np.zeros((B, T, H))
-        for t in range(T):
-            gi = inp[:, t] @ w_ih.T + b_ih
-            gh = h @ w_hh.T + b_hh
-            if cfg.cell == "rnn":
-                pre = gi + gh
-                h = np.maximum(pre, 0) if cfg.nonlinearity == "relu" else np.tanh(pre)
-            elif cfg.cell == "lstm":
-                pre = gi + gh
-                i, f = _sig(pre[:, :H]), _sig(pre[:, H : 2 * H])
-                g, o = np.tanh(pre[:, 2 * H : 3 * H]), _sig(pre[:, 3 * H :])
-                c = f * c + i * g
-                h = o * np.tanh(c)
-            else:
-                r = _sig(gi[:, :H] + gh[:, :H])
-                z = _sig(gi[:, H : 2 * H] + gh[:, H : 2 * H])
-                n = np.tanh(gi[:, 2 * H :] + r * gh[:, 2 * H :])
-                h = (1 - z) * n + z * h
-            out[:, t] = h
-        outs.append(out)
-        h_fin.append(h)
-        c_fin.append(c)
-        inp = out * masks[k] if (masks is not None and k < len(masks)) else out
-    logits = inp @ p["decoder.weight"].T + p["decoder.bias"]
-    m = logits.max(-1, keepdims=True)
-    lse = (m + np.log(np.exp(logits - m).sum(-1, keepdims=True)))[..., 0]
-    nll = lse - np.take_along_axis(logits, y[..., None], -1)[..., 0]
-    final = (np.stack(h_fin),) + ((np.stack(c_fin),) if cfg.cell == "lstm" else ())
-    return logits, final, outs, nll
+    """The shared naive reference: logits (B, T, V), final state, per-layer outputs, nll."""
+    logits, final, outs = ref.run(cfg, p, x, state, masks)
+    return logits, final, outs, ref.nll(logits, y)
 
 
-def make(cell, nl, layers=2, embed=0, V=6, H=5, dtype=np.float64, seed=0, dropout=0.0):
+def make(variant, layers=2, embed=0, V=6, H=5, dtype=np.float64, seed=0, dropout=0.0):
+    """A random model of a variant (tests/reference.py: VARIANTS)."""
+    if isinstance(variant, str):
+        variant = ref.VARIANTS[variant]
     cfg = ModelConfig(
-        cell=cell, vocab_size=V, hidden=H, layers=layers, embed=embed, nonlinearity=nl,
-        dropout=dropout,
-    )  # fmt: skip
+        **variant, vocab_size=V, hidden=H, layers=layers, embed=embed, dropout=dropout
+    )
     return CharRNN.create(cfg, np.random.default_rng(seed), dtype=dtype)
 
 
@@ -72,11 +31,11 @@ def rand_state(model, B, rng):
     return tuple(rng.uniform(-0.8, 0.8, s.shape).astype(model.dtype) for s in model.zero_state(B))
 
 
-@pytest.mark.parametrize("cell,nl", CELLS)
+@pytest.mark.parametrize("variant", ref.variants())
 @pytest.mark.parametrize("layers,embed", [(1, 0), (2, 0), (3, 4)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_forward_matches_reference(cell, nl, layers, embed, dtype):
-    model = make(cell, nl, layers, embed, dtype=dtype)
+def test_forward_matches_reference(variant, layers, embed, dtype):
+    model = make(variant, layers, embed, dtype=dtype)
     rng = np.random.default_rng(1)
     B, T = 5, 7  # 5 rows: layers above the first take lstm/rnn.infer_stacked
     x = rng.integers(0, 6, (B, T))
@@ -99,11 +58,11 @@ def test_forward_matches_reference(cell, nl, layers, embed, dtype):
     for a, b in zip(res.state, final, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=tol)
     # the inference kernels (forward, nll) keep nothing for backward; they give training's bits
-    # where they add in the same order (the first layer, every GRU layer); above the first
-    # layer an LSTM or RNN makes its input side step by step (lstm.infer_stacked)
+    # where they add in the same order (the first layer, and every layer of a cell without
+    # infer_stacked); above the first layer an LSTM or RNN makes its input side step by step
     assert all(np.array_equal(a, b) for a, b in zip(st, fr.state, strict=True))
     for a, b in zip(res.state, fr.state, strict=True):
-        if layers == 1 or cell == "gru":
+        if layers == 1 or not model.cell.stacked:
             np.testing.assert_array_equal(a, b)
         else:
             np.testing.assert_allclose(a, b, rtol=0, atol=tol)
@@ -112,14 +71,14 @@ def test_forward_matches_reference(cell, nl, layers, embed, dtype):
     assert not any(np.shares_memory(a, b) for a, b in zip(res.state, fr.state, strict=True))
 
 
-@pytest.mark.parametrize("cell,nl", CELLS)
+@pytest.mark.parametrize("variant", ref.variants())
 @pytest.mark.parametrize("output_dropout", [True, False])
-def test_dropout_masks_match_reference(cell, nl, output_dropout):
+def test_dropout_masks_match_reference(variant, output_dropout):
     """Masks on every layer's output (the top one before the decoder), or between layers only."""
-    model = make(cell, nl, layers=3, dropout=0.5)
+    model = make(variant, layers=3, dropout=0.5)
     model.config.output_dropout = output_dropout
     rng = np.random.default_rng(2)
-    B, T, H = 2, 4, 5
+    B, T, H = 2, 4, model.config.output_size
     x, y = rng.integers(0, 6, (B, T)), rng.integers(0, 6, (B, T))
     n = 3 if output_dropout else 2
     assert model.config.dropout_masks == n
@@ -143,11 +102,11 @@ def test_dropout_masks_match_reference(cell, nl, output_dropout):
         model.loss_and_grad(x, y, state)
 
 
-@pytest.mark.parametrize("cell,nl", CELLS)
+@pytest.mark.parametrize("variant", ref.variants())
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_chunks_equal_whole(cell, nl, dtype):
+def test_chunks_equal_whole(variant, dtype):
     """A sequence run in chunks with the state carried equals the same sequence run whole."""
-    model = make(cell, nl, layers=2, dtype=dtype)
+    model = make(variant, layers=2, dtype=dtype)
     rng = np.random.default_rng(3)
     B, T = 4, 12
     x, y = rng.integers(0, 6, (B, T)), rng.integers(0, 6, (B, T))
@@ -170,11 +129,11 @@ def test_chunks_equal_whole(cell, nl, dtype):
     assert sum(losses) / T == pytest.approx(whole_loss.loss, abs=tol)
 
 
-@pytest.mark.parametrize("cell,nl", CELLS)
-def test_truncated_gradients_accumulate(cell, nl):
+@pytest.mark.parametrize("variant", ref.variants())
+def test_truncated_gradients_accumulate(variant):
     """Truncated BPTT over two chunks: the gradients of the second chunk, plus the first
     chunk's gradient with dL2/d(carried state) fed back, equal the whole-sequence gradient."""
-    model = make(cell, nl, layers=2)
+    model = make(variant, layers=2)
     rng = np.random.default_rng(4)
     B, T, cut = 3, 8, 3
     x, y = rng.integers(0, 6, (B, T)), rng.integers(0, 6, (B, T))
@@ -232,7 +191,7 @@ def test_initialisation_like_pytorch():
 
 
 def test_from_params_validates():
-    model = make("gru", "tanh", layers=2)
+    model = make("gru", layers=2)
     cfg = model.config
     copy = CharRNN.from_params(cfg, dict(model.params), dtype=np.float64)
     assert np.array_equal(copy.flat, model.flat) and copy.flat is not model.flat
@@ -254,7 +213,7 @@ def test_from_params_validates():
 
 
 def test_input_validation():
-    model = make("lstm", "tanh", layers=1)
+    model = make("lstm", layers=1)
     with pytest.raises(ValueError, match="ids outside"):
         model.forward(np.array([[0, 6]]), None)
     with pytest.raises(ValueError, match="state"):
@@ -263,12 +222,12 @@ def test_input_validation():
         model.loss_and_grad(np.zeros((1, 2), int), np.zeros((1, 3), int), None)
 
 
-@pytest.mark.parametrize("cell,nl", CELLS)
-def test_inference_in_time_chunks(cell, nl, monkeypatch):
+@pytest.mark.parametrize("variant", ref.variants())
+def test_inference_in_time_chunks(variant, monkeypatch):
     """forward and nll split long inputs into time chunks internally: same results."""
     import charrnn.model as model_module
 
-    model = make(cell, nl, layers=2)
+    model = make(variant, layers=2)
     rng = np.random.default_rng(6)
     B, T = 3, 20
     x, y = rng.integers(0, 6, (B, T)), rng.integers(0, 6, (B, T))
@@ -286,11 +245,11 @@ def test_inference_in_time_chunks(cell, nl, monkeypatch):
     np.testing.assert_allclose(part_nll, whole_nll, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "cifg", "lstm-peephole-proj"])
 def test_threads_deterministic_and_consistent(cell):
     """threads=1 and threads=2 (streams split into shards) are each bit-reproducible, and agree
     with each other to float32 rounding."""
-    model = make(cell, "tanh", layers=2, V=30, H=24, dtype=np.float32)
+    model = make(cell, layers=2, V=30, H=24, dtype=np.float32)
     rng = np.random.default_rng(7)
     B, T = 32, 9
     x, y = rng.integers(0, 30, (B, T)), rng.integers(0, 30, (B, T))
@@ -329,13 +288,13 @@ def test_copy_has_the_same_weights_in_buffers_of_its_own():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_a_frozen_copy_derives_its_weights_once_and_scores_the_same(cell, monkeypatch):
-    import charrnn.model as model_module
+    from charrnn.cells import base
 
-    model = make(cell, "tanh", layers=2, V=6, H=5, dtype=np.float32)
+    model = make(cell, layers=2, V=6, H=5, dtype=np.float32)
     frozen = model.copy(threads=1, frozen=True)
     calls = []
-    real = model_module._packed
-    monkeypatch.setattr(model_module, "_packed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = base.packed
+    monkeypatch.setattr(base, "packed", lambda *a, **k: calls.append(1) or real(*a, **k))
     rng = np.random.default_rng(3)
     for T in (2, 9, 9):  # 2 rows read weight_ih_l0's columns; 9 rows use the one-hot table
         x, y = rng.integers(0, 6, (1, T)), rng.integers(0, 6, (1, T))
@@ -347,16 +306,16 @@ def test_a_frozen_copy_derives_its_weights_once_and_scores_the_same(cell, monkey
 
 
 def test_frozen_copies_of_a_frozen_model_share_its_weights_and_derived_weights(monkeypatch):
-    import charrnn.model as model_module
+    from charrnn.cells import base
 
-    model = make("lstm", "tanh", layers=2, V=6, H=5, dtype=np.float32)
+    model = make("lstm", layers=2, V=6, H=5, dtype=np.float32)
     frozen = model.copy(threads=1, frozen=True)
     assert not np.shares_memory(frozen.flat, model.flat)  # the caller's model may go on training
     a, b = frozen.copy(threads=1, frozen=True), frozen.copy(threads=1, frozen=True)
     assert np.shares_memory(a.flat, frozen.flat) and np.shares_memory(b.flat, frozen.flat)
     calls = []
-    real = model_module._packed
-    monkeypatch.setattr(model_module, "_packed", lambda *x, **k: calls.append(1) or real(*x, **k))
+    real = base.packed
+    monkeypatch.setattr(base, "packed", lambda *x, **k: calls.append(1) or real(*x, **k))
     x = np.random.default_rng(4).integers(0, 6, (1, 12))
     np.testing.assert_array_equal(a.nll(x, x)[0], model.nll(x, x)[0])
     n = len(calls)
@@ -364,3 +323,14 @@ def test_frozen_copies_of_a_frozen_model_share_its_weights_and_derived_weights(m
     assert len(calls) == n  # b used what a derived
     unfrozen = frozen.copy(threads=1)
     assert not np.shares_memory(unfrozen.flat, frozen.flat)
+
+
+@pytest.mark.parametrize("cell,block", [("lstm", 1), ("cifg", 0)])
+def test_forget_bias_sets_the_forget_gate_of_each_layer(cell, block):
+    cfg = ModelConfig(cell=cell, vocab_size=7, hidden=4, layers=2, forget_bias=1.5)
+    model = CharRNN.create(cfg, np.random.default_rng(0))
+    for k in range(2):
+        b_ih, b_hh = model.params[f"bias_ih_l{k}"], model.params[f"bias_hh_l{k}"]
+        gate = slice(4 * block, 4 * block + 4)
+        assert np.all(b_ih[gate] == 1.5) and np.all(b_hh[gate] == 0.0)
+        assert np.abs(np.delete(b_ih, np.r_[gate])).max() <= 0.5  # the others as initialised

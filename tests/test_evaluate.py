@@ -1,7 +1,7 @@
 """`charrnn eval` through the CLI and `charrnn.evaluate.score_ids`, against a naive NumPy model.
 
-The reference below is written from the cell equations (PyTorch's gate order), in float64, one
-character and one layer at a time, with the state carried over the whole text.
+The reference is the shared naive one (tests/reference.py), with the state carried over the
+whole text.
 """
 
 import json
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import reference as ref
 from cli_asserts import ok, one_line_error
 from typer.testing import CliRunner
 
@@ -31,48 +32,12 @@ TEXT = (
 # --------------------------------------------------------------------------------- reference
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def reference(params: dict, cfg: ModelConfig, ids) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Naive float64 pass from the zero state. Returns the nats of predicting ids[1:] (N-1,)
-    and every layer's output after each character, a list of (N, H)."""
-    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
-    H, L, V = cfg.hidden, cfg.layers, cfg.vocab_size
-    h = [np.zeros(H) for _ in range(L)]
-    c = [np.zeros(H) for _ in range(L)]
-    hidden = [np.zeros((len(ids), H)) for _ in range(L)]
-    nll = np.zeros(max(len(ids) - 1, 0))
-    for t, ch in enumerate(ids):
-        if cfg.embed:
-            inp = p["encoder.weight"][ch]
-        else:
-            inp = np.zeros(V)
-            inp[ch] = 1.0
-        for k in range(L):
-            gi = p[f"weight_ih_l{k}"] @ inp + p[f"bias_ih_l{k}"]
-            gh = p[f"weight_hh_l{k}"] @ h[k] + p[f"bias_hh_l{k}"]
-            if cfg.cell == "lstm":
-                i, f, g, o = np.split(gi + gh, 4)
-                c[k] = _sigmoid(f) * c[k] + _sigmoid(i) * np.tanh(g)
-                h[k] = _sigmoid(o) * np.tanh(c[k])
-            elif cfg.cell == "gru":
-                ir, iz, in_ = np.split(gi, 3)
-                hr, hz, hn = np.split(gh, 3)
-                r, z = _sigmoid(ir + hr), _sigmoid(iz + hz)
-                n = np.tanh(in_ + r * hn)
-                h[k] = (1 - z) * n + z * h[k]
-            else:
-                a = gi + gh
-                h[k] = np.maximum(a, 0.0) if cfg.nonlinearity == "relu" else np.tanh(a)
-            hidden[k][t] = h[k]
-            inp = h[k]
-        if t + 1 < len(ids):
-            logits = p["decoder.weight"] @ h[L - 1] + p["decoder.bias"]
-            m = logits.max()
-            nll[t] = m + math.log(np.exp(logits - m).sum()) - logits[ids[t + 1]]
-    return nll, hidden
+    """The shared naive reference (tests/reference.py) from the zero state. Returns the nats of
+    predicting ids[1:] (N-1,) and every layer's output after each character, a list of (N, R)."""
+    x = np.asarray(ids, int)[None]
+    logits, _, outs = ref.run(cfg, params, x)
+    return ref.nll(logits[:, :-1], x[:, 1:])[0], [o[0] for o in outs]
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -90,8 +55,10 @@ def make_checkpoint(
     seed=0,
     scale=0.4,
     meta=None,
+    **options,
 ):
-    """A random model over the vocabulary of `text`, saved at `path`; returns (params, cfg)."""
+    """A random model over the vocabulary of `text`, saved at `path`; returns (params, cfg).
+    options: other ModelConfig fields (bias, peephole, proj)."""
     vocab = Vocab.from_text(text)
     cfg = ModelConfig(
         cell=cell,
@@ -100,6 +67,7 @@ def make_checkpoint(
         layers=layers,
         embed=embed,
         nonlinearity=nonlinearity,
+        **options,
     )
     rng = np.random.default_rng(seed)
     params = {
@@ -138,8 +106,10 @@ def json_lines(out: str) -> list[dict]:
         {"cell": "gru", "layers": 3},
         {"cell": "rnn", "nonlinearity": "relu", "scale": 0.3},
         {"cell": "lstm", "embed": 5, "layers": 1},
+        {"cell": "cifg"},
+        {"cell": "lstm", "peephole": True, "proj": 5, "bias": False},
     ],
-    ids=["lstm", "gru3", "rnn-relu", "lstm-embed"],
+    ids=["lstm", "gru3", "rnn-relu", "lstm-embed", "cifg", "lstm-peephole-proj-nobias"],
 )
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_nats_bits_and_perplexity_match_a_naive_reference(tmp_path, arch, threads):
@@ -207,12 +177,17 @@ def _long_ids(n: int, vocab: int, seed: int = 5) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+ARCHS = [pytest.param({"cell": cell}, id=cell) for cell in ("lstm", "gru", "rnn", "cifg")] + [
+    pytest.param({"cell": "lstm", "peephole": True, "proj": 7}, id="lstm-peephole-proj")
+]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("streams, burn_in, check", [(4, 128, 64), (7, 200, 32), (10, 512, 256)])
-def test_segments_give_the_single_pass_figure(tmp_path, cell, streams, burn_in, check):
+def test_segments_give_the_single_pass_figure(tmp_path, arch, streams, burn_in, check):
     """A model that forgets: every segment's guess is kept, and every character's nats agree
     with the single pass's to float32 precision (and with the float64 reference)."""
-    params, cfg = make_checkpoint(tmp_path / "m.npz", cell=cell, scale=0.3)
+    params, cfg = make_checkpoint(tmp_path / "m.npz", **arch, scale=0.3)
     model = CharRNN.from_params(cfg, params)
     ids = _long_ids(12_000, cfg.vocab_size)
     one = score_ids(model, ids, keep=True, streams=1)

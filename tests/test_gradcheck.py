@@ -1,7 +1,8 @@
 """Float64 central finite differences of the loss against `loss_and_grad`, for every entry of
-every parameter and of the initial state, for each cell, 1 and 2 layers, with fixed dropout masks
-on every layer's output (the top one before the decoder) or between layers only, T = 1 and T > 1,
-one-hot and embedding input."""
+every parameter and of the initial state, for each cell and option (tests/reference.py:
+VARIANTS), 1 and 2 layers, with fixed dropout masks on every layer's output (the top one before
+the decoder) or, for the original cells, between layers only, T = 1 and T > 1, one-hot and
+embedding input."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import zlib
 
 import numpy as np
 import pytest
+import reference as ref
 
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
 
-CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
 EPS = 1e-6
 REL = 1e-5  # |analytic - numeric| <= REL * max(|analytic|, |numeric|) + ATOL, per entry
 ATOL = 1e-9
@@ -23,25 +24,34 @@ def _close(analytic: float, numeric: float) -> bool:
     return abs(analytic - numeric) <= REL * max(abs(analytic), abs(numeric)) + ATOL
 
 
-@pytest.mark.parametrize("cell,nl", CELLS)
-@pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("T", [1, 3])
-@pytest.mark.parametrize("embed", [0, 3])
-@pytest.mark.parametrize("output_dropout", [True, False])
-def test_gradients_match_finite_differences(cell, nl, layers, T, embed, output_dropout):
+CASES = [
+    pytest.param(v, layers, T, embed, drop, id=f"{name}-L{layers}-T{T}-E{embed}-{drop}")
+    for name, v in ref.VARIANTS.items()
+    for layers in (1, 2)
+    for T in (1, 3)
+    for embed in (0, 3)
+    for drop in ((True, False) if name in ref.ORIGINAL else (True,))
+]
+
+
+@pytest.mark.parametrize("variant,layers,T,embed,output_dropout", CASES)
+def test_gradients_match_finite_differences(variant, layers, T, embed, output_dropout):
     V, H, B = 5, 3, 2
     cfg = ModelConfig(
-        cell=cell, vocab_size=V, hidden=H, layers=layers, embed=embed, nonlinearity=nl,
-        dropout=0.4, output_dropout=output_dropout,
+        **variant, vocab_size=V, hidden=H, layers=layers, embed=embed, dropout=0.4,
+        output_dropout=output_dropout,
     )  # fmt: skip
-    key = repr((cell, nl, layers, T, embed, output_dropout))
+    key = repr((cfg.cell, cfg.nonlinearity, layers, T, embed, output_dropout))
+    if variant not in [ref.VARIANTS[n] for n in ref.ORIGINAL]:
+        key += repr(sorted(variant.items()))
     rng = np.random.default_rng(zlib.crc32(key.encode()))
     model = CharRNN.create(cfg, rng, dtype=np.float64)
     # larger weights than the default init so every nonlinearity is exercised away from 0
     model.flat[:] = rng.uniform(-0.9, 0.9, model.flat.size)
     x, y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
     state = tuple(rng.uniform(-0.9, 0.9, s.shape) for s in model.zero_state(B))
-    masks = [(rng.random((B, T, H)) < 0.6) / 0.6 for _ in range(cfg.dropout_masks)]
+    R = cfg.output_size
+    masks = [(rng.random((B, T, R)) < 0.6) / 0.6 for _ in range(cfg.dropout_masks)]
     for m in masks:
         m[0, 0, 0] = 0.0  # at least one dropped unit in every mask
     res = model.loss_and_grad(x, y, state, masks=masks)
@@ -74,5 +84,5 @@ def test_gradients_match_finite_differences(cell, nl, layers, T, embed, output_d
     assert not bad, bad[:5]
     # the analytic gradient is not trivially zero
     assert np.abs(res.grad_flat).max() > 1e-3
-    if nl != "relu":  # three relu units can all be off at every step: dstate is then truly 0
+    if cfg.nonlinearity != "relu":  # 3 relu units can all be off at every step: dstate truly 0
         assert all(np.abs(d).max() > 1e-4 for d in res.dstate)

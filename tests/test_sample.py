@@ -1,8 +1,9 @@
 """charrnn.step (one NumPy step), the Numba sampling kernels and charrnn.sample (generation),
-checked against naive references written here."""
+checked against the shared naive reference (tests/reference.py) and naive rules written here."""
 
 import numpy as np
 import pytest
+import reference as ref
 
 from charrnn import sample as S
 from charrnn.config import ModelConfig, param_shapes
@@ -20,10 +21,12 @@ def make_params(cfg: ModelConfig, seed: int = 0, scale: float = 0.4) -> dict[str
     }
 
 
-def model(cell="lstm", layers=2, hidden=16, embed=0, vocab=ASCII, seed=0, scale=0.4, nl="tanh"):
+def model(variant="lstm", layers=2, hidden=16, embed=0, vocab=ASCII, seed=0, scale=0.4, **kw):
+    """A random model of a variant (a name in tests/reference.py: VARIANTS), laid out for steps;
+    kw: other ModelConfig fields."""
     cfg = ModelConfig(
-        cell=cell, vocab_size=len(vocab), hidden=hidden, layers=layers, embed=embed,
-        nonlinearity=nl,
+        **{**ref.VARIANTS[variant], **kw}, vocab_size=len(vocab), hidden=hidden, layers=layers,
+        embed=embed,
     )  # fmt: skip
     params = make_params(cfg, seed, scale)
     return cfg, params, prepare(cfg, params)
@@ -41,102 +44,48 @@ def fixed_logits_model(bias: np.ndarray, cell="lstm"):
 # ------------------------------------------------------------------ naive reference (float64)
 
 
-def _sig(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def ref_step(cfg: ModelConfig, p: dict, x_id: int, hs: list, cs: list):
-    """One step of one row, straight from PyTorch's equations. hs, cs: per-layer (H,) lists,
-    replaced in place. Returns the logits (V,)."""
-    p = {k: v.astype(np.float64) for k, v in p.items()}
-    H = cfg.hidden
-    if cfg.embed:
-        x = p["encoder.weight"][x_id]
-    else:
-        x = np.zeros(cfg.vocab_size)
-        x[x_id] = 1.0
-    for k in range(cfg.layers):
-        gi = p[f"weight_ih_l{k}"] @ x + p[f"bias_ih_l{k}"]
-        gh = p[f"weight_hh_l{k}"] @ hs[k] + p[f"bias_hh_l{k}"]
-        if cfg.cell == "lstm":
-            g = gi + gh
-            i, f, gg, o = (
-                _sig(g[:H]),
-                _sig(g[H : 2 * H]),
-                np.tanh(g[2 * H : 3 * H]),
-                _sig(g[3 * H :]),
-            )
-            cs[k] = f * cs[k] + i * gg
-            hs[k] = o * np.tanh(cs[k])
-        elif cfg.cell == "gru":
-            r = _sig(gi[:H] + gh[:H])
-            z = _sig(gi[H : 2 * H] + gh[H : 2 * H])
-            n = np.tanh(gi[2 * H :] + r * gh[2 * H :])
-            hs[k] = (1 - z) * n + z * hs[k]
-        else:
-            a = gi + gh
-            hs[k] = np.maximum(a, 0) if cfg.nonlinearity == "relu" else np.tanh(a)
-        x = hs[k]
-    return p["decoder.weight"] @ x + p["decoder.bias"]
-
-
 def ref_greedy(cfg, params, prime: list[int], n: int) -> list[int]:
-    hs = [np.zeros(cfg.hidden) for _ in range(cfg.layers)]
-    cs = [np.zeros(cfg.hidden) for _ in range(cfg.layers)]
+    """The greedy chain of the shared naive reference (tests/reference.py)."""
+    p = ref.params64(params)
+    state = ref.zero_state(cfg, 1)
     for x in prime[:-1]:
-        ref_step(cfg, params, x, hs, cs)
+        _, state, _ = ref.step(cfg, p, np.array([x]), state)
     out, x = [], prime[-1]
     for _ in range(n):
-        x = int(np.argmax(ref_step(cfg, params, x, hs, cs)))
+        logits, state, _ = ref.step(cfg, p, np.array([x]), state)
+        x = int(np.argmax(logits[0]))
         out.append(x)
     return out
 
 
 CASES = [
-    (cell, layers, embed, nl)
-    for cell in ("rnn", "lstm", "gru")
-    for layers in (1, 2)
-    for embed in (0, 5)
-    for nl in (("tanh", "relu") if cell == "rnn" else ("tanh",))
+    (variant, layers, embed) for variant in ref.VARIANTS for layers in (1, 2) for embed in (0, 5)
 ]
 
 
 # ----------------------------------------------------------------------------- charrnn.step
 
 
-@pytest.mark.parametrize("cell,layers,embed,nl", CASES)
-def test_step_matches_reference(cell, layers, embed, nl):
-    cfg, params, w = model(cell, layers, hidden=12, embed=embed, nl=nl)
+@pytest.mark.parametrize("variant,layers,embed", CASES)
+def test_step_matches_reference(variant, layers, embed):
+    cfg, params, w = model(variant, layers, hidden=12, embed=embed)
     ids = np.array([[3, 0, 7, 7, 1], [5, 5, 2, 0, 9], [1, 2, 3, 4, 5]], np.int32)  # (B, T)
-    state = w.zero_state(3)
-    for b in range(3):
-        hs = [np.zeros(12) for _ in range(layers)]
-        cs = [np.zeros(12) for _ in range(layers)]
-        for t in range(ids.shape[1]):
-            ref = ref_step(cfg, params, ids[b, t], hs, cs)
-        np.testing.assert_allclose(_last_logits(w, ids, state)[b], ref, rtol=1e-4, atol=1e-5)
-    logits, st = feed(w, ids, w.zero_state(3))
-    np.testing.assert_allclose(
-        st[0][:, 0], np.stack(_ref_states(cfg, params, ids[0])[0]), 1e-4, 1e-5
-    )
-    if cell == "lstm":
-        np.testing.assert_allclose(
-            st[1][:, 0], np.stack(_ref_states(cfg, params, ids[0])[1]), 1e-4, 1e-5
-        )
+    logits, st = _last_logits(w, ids, w.zero_state(3))
+    want, want_state, _ = ref.run(cfg, params, ids)
+    np.testing.assert_allclose(logits, want[:, -1], rtol=1e-4, atol=1e-5)
+    for a, b in zip(st, want_state, strict=True):
+        np.testing.assert_allclose(a, b, 1e-4, 1e-5)
+    fed_logits, fed = feed(w, ids, w.zero_state(3))
+    np.testing.assert_array_equal(fed_logits, logits)
+    for a, b in zip(fed, st, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def _last_logits(w, ids, state):
+    """Logits after the last column of ids (B, T), and the state after it."""
     for t in range(ids.shape[1]):
         logits, state = step(w, ids[:, t], state)
-    return logits
-
-
-def _ref_states(cfg, params, ids):
-    hs = [np.zeros(cfg.hidden) for _ in range(cfg.layers)]
-    cs = [np.zeros(cfg.hidden) for _ in range(cfg.layers)]
-    for x in ids:
-        ref_step(cfg, params, int(x), hs, cs)
-    return hs, cs
+    return logits, state
 
 
 def test_step_does_not_modify_its_input_state():
@@ -153,12 +102,12 @@ def test_prepare_refuses_wrong_shapes():
         prepare(cfg, params)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_step_matches_torch(cell):
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+@pytest.mark.parametrize("variant", [v for v in ref.VARIANTS if ref.torch_twin(v)])
+def test_step_matches_torch(variant):
     torch = pytest.importorskip("torch")
-    cfg, params, w = model(cell, layers=2, hidden=10, embed=4)
-    mod = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
-    rnn = mod(4, 10, num_layers=2, batch_first=True)
+    cfg, params, w = model(variant, layers=2, hidden=10, embed=4)
+    rnn = ref.torch_rnn(cfg)
     rnn.load_state_dict({k: torch.from_numpy(v) for k, v in params.items() if "_l" in k})
     ids = np.array([[2, 9, 4], [0, 1, 1]])
     with torch.no_grad():
@@ -166,15 +115,15 @@ def test_step_matches_torch(cell):
         y, _ = rnn(x)
         dec = y[:, -1] @ torch.from_numpy(params["decoder.weight"]).T
         expected = (dec + torch.from_numpy(params["decoder.bias"])).numpy()
-    np.testing.assert_allclose(_last_logits(w, ids, w.zero_state(2)), expected, 1e-4, 1e-5)
+    np.testing.assert_allclose(_last_logits(w, ids, w.zero_state(2))[0], expected, 1e-4, 1e-5)
 
 
 # ------------------------------------------------------------------------------- kernels
 
 
-@pytest.mark.parametrize("cell,layers,embed,nl", [c for c in CASES if c[2] == 0 or c[1] == 2])
-def test_numba_feed_matches_numpy(cell, layers, embed, nl):
-    _, _, w = model(cell, layers, hidden=13, embed=embed, nl=nl)
+@pytest.mark.parametrize("variant,layers,embed", [c for c in CASES if c[2] == 0 or c[1] == 2])
+def test_numba_feed_matches_numpy(variant, layers, embed):
+    _, _, w = model(variant, layers, hidden=13, embed=embed)
     ids = np.random.default_rng(1).integers(0, len(ASCII), (3, 20)).astype(np.int32)
     a = S.NumpyEngine(w, w.zero_state(3), ids[:, -1])
     b = S.NumbaEngine(w, w.zero_state(3), ids[:, -1])
@@ -184,12 +133,17 @@ def test_numba_feed_matches_numpy(cell, layers, embed, nl):
         np.testing.assert_allclose(y, x, rtol=1e-4, atol=2e-5)
 
 
-@pytest.mark.parametrize("cell,layers,embed,nl", [c for c in CASES if c[2] == 0])
-@pytest.mark.parametrize("hidden", [13, 16])
-def test_split_kernel_gives_the_same_bits_on_one_thread_and_two(cell, layers, embed, nl, hidden):
+SPLITS = [(*c, h, {}) for c in CASES if c[2] == 0 for h in (13, 16)] + [
+    ("lstm-proj", 2, 0, 13, {"proj": 5}),  # outputs cut 3 + 2 between the parts
+    ("lstm-peephole-proj", 1, 0, 16, {"proj": 7}),
+]
+
+
+@pytest.mark.parametrize("variant,layers,embed,hidden,kw", SPLITS)
+def test_split_kernel_gives_the_same_bits_on_one_thread_and_two(variant, layers, embed, hidden, kw):
     """Two threads each running one part of every layer (barriers between them) must compute
     exactly what one thread running both parts does: feed, then sample with all options."""
-    _, _, w = model(cell, layers, hidden=hidden, embed=embed, nl=nl, scale=0.15)
+    cfg, params, w = model(variant, layers, hidden=hidden, embed=embed, scale=0.15, **kw)
     rng = np.random.default_rng(4)
     ids = rng.integers(0, len(ASCII), (3, 40)).astype(np.int32)
     u = rng.random((300, 3))
@@ -206,6 +160,9 @@ def test_split_kernel_gives_the_same_bits_on_one_thread_and_two(cell, layers, em
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(out1, out2)
     assert len(set(out1.ravel().tolist())) > 5  # real sampling happened, not a constant
+    # and what was fed is the reference's state, to float32 rounding
+    for a, b in zip(fed1, ref.run(cfg, params, ids[:, :-1])[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
 
 
 @pytest.mark.parametrize("cell,hidden", [("lstm", 13), ("gru", 16), ("rnn", 7)])
@@ -216,7 +173,7 @@ def test_parts_hold_every_gate_column_once(cell, hidden):
     _, _, w = model(cell, 2, hidden=hidden)
     parts = split(w, 2)
     g = w.table.shape[1] // hidden
-    hp = parts.b_hn.shape[2]
+    hp = parts.table.shape[2] // g
     assert hp == -(-hidden // 2)
 
     def join(a):  # (..., P, G*Hp) -> (..., G*H)
@@ -227,7 +184,8 @@ def test_parts_hold_every_gate_column_once(cell, hidden):
     np.testing.assert_array_equal(join(parts.w_hh.swapaxes(1, 2)), w.w_hh_t)
     np.testing.assert_array_equal(join(parts.w_ih.swapaxes(1, 2)), w.w_ih_t)
     np.testing.assert_array_equal(join(parts.bias), w.bias)
-    np.testing.assert_array_equal(parts.b_hn.reshape(2, -1)[:, :hidden], w.b_hn)
+    if cell == "gru":
+        np.testing.assert_array_equal(parts.extra[0].reshape(2, -1)[:, :hidden], w.extra["b_hn"])
     if 2 * hp > hidden:  # the padding columns are zero
         assert not parts.w_hh[:, 1, :, hp - 1 :: hp].any()
 
@@ -263,7 +221,7 @@ def test_barrier_orders_writes_between_two_threads():
 
 
 def test_numba_pick_equals_numpy_pick():
-    from charrnn.kernels.step import _pick
+    from charrnn.kernels.step import pick
 
     rng = np.random.default_rng(3)
     work = np.empty(12)
@@ -274,7 +232,7 @@ def test_numba_pick_equals_numpy_pick():
         k = int(rng.choice([1, 2, 5, 12, 40]))
         p = float(rng.choice([1e-9, 0.3, 0.8, 1.0]))
         expected = S.pick(logits, u, t, k, p)[0]
-        assert _pick(logits[0], u[0], t, min(k, 12), p, work) == expected
+        assert pick(logits[0], u[0], t, min(k, 12), p, work) == expected
 
 
 # ------------------------------------------------------------------------------- sampling
@@ -328,9 +286,9 @@ def test_pick_matches_naive_rule():
 
 
 @pytest.mark.parametrize("engine", ["numpy", "numba"])
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_greedy_equals_reference_argmax_chain(cell, engine):
-    cfg, params, w = model(cell, layers=2, hidden=16, scale=0.6)
+@pytest.mark.parametrize("variant", ref.VARIANTS)
+def test_greedy_equals_reference_argmax_chain(variant, engine):
+    cfg, params, w = model(variant, layers=2, hidden=16, scale=0.6)
     prime = ASCII.encode("the cat")
     texts = S.sample_texts(
         w, ASCII, np.tile(prime, (2, 1)), S.SampleOptions(length=40, temperature=0, num_samples=2),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
 
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
@@ -24,15 +25,8 @@ class TorchModel(torch.nn.Module):
         self.cfg = cfg
         if cfg.embed:
             self.encoder = torch.nn.Embedding(cfg.vocab_size, cfg.embed)
-        kw = dict(input_size=cfg.input_size, hidden_size=cfg.hidden, num_layers=cfg.layers,
-                  batch_first=True)  # fmt: skip
-        if cfg.cell == "lstm":
-            self.rnn = torch.nn.LSTM(**kw)
-        elif cfg.cell == "gru":
-            self.rnn = torch.nn.GRU(**kw)
-        else:
-            self.rnn = torch.nn.RNN(nonlinearity=cfg.nonlinearity, **kw)
-        self.decoder = torch.nn.Linear(cfg.hidden, cfg.vocab_size)
+        self.rnn = reference.torch_rnn(cfg)
+        self.decoder = torch.nn.Linear(cfg.output_size, cfg.vocab_size)
 
     def forward(self, x, state):
         if self.cfg.embed:
@@ -61,24 +55,31 @@ def _close(ours, ref):
 
 
 CASES = [
-    # cell, nonlinearity, layers, embed, hidden, carried state
-    ("lstm", "tanh", 2, 0, 32, False),
-    ("lstm", "tanh", 2, 0, 32, True),
-    ("lstm", "tanh", 1, 12, 20, True),
-    ("gru", "tanh", 2, 0, 32, True),
-    ("gru", "tanh", 3, 12, 16, False),
-    ("rnn", "tanh", 2, 0, 32, True),
-    ("rnn", "relu", 2, 0, 24, True),
-    ("rnn", "tanh", 1, 8, 16, False),
+    # variant (tests/reference.py), layers, embed, hidden, carried state
+    ("lstm", 2, 0, 32, False),
+    ("lstm", 2, 0, 32, True),
+    ("lstm", 1, 12, 20, True),
+    ("gru", 2, 0, 32, True),
+    ("gru", 3, 12, 16, False),
+    ("rnn", 2, 0, 32, True),
+    ("rnn-relu", 2, 0, 24, True),
+    ("rnn", 1, 8, 16, False),
+    ("lstm-nobias", 2, 0, 24, True),
+    ("gru-nobias", 2, 6, 16, True),
+    ("rnn-nobias", 2, 0, 16, True),
+    ("lstm-proj", 2, 0, 24, True),
+    ("lstm-proj", 1, 8, 16, False),
+    ("lstm-proj-nobias", 3, 0, 16, True),
 ]
 
 
-@pytest.mark.parametrize("cell,nl,layers,embed,hidden,carried", CASES)
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+@pytest.mark.parametrize("variant,layers,embed,hidden,carried", CASES)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_loss_and_gradients_equal_torch(cell, nl, layers, embed, hidden, carried, threads):
+def test_loss_and_gradients_equal_torch(variant, layers, embed, hidden, carried, threads):
     V, B, T = 23, 20, 17
-    cfg = ModelConfig(cell=cell, vocab_size=V, hidden=hidden, layers=layers, embed=embed,
-                      nonlinearity=nl)  # fmt: skip
+    cfg = ModelConfig(**reference.VARIANTS[variant], vocab_size=V, hidden=hidden, layers=layers,
+                      embed=embed)  # fmt: skip
     rng = np.random.default_rng(0)
     model = CharRNN.create(cfg, rng)
     model.set_threads(threads)

@@ -89,15 +89,14 @@ def _inspect(path, json_out, neuron, layer, top_neurons, text, unk) -> None:
         layer = cfg.layers - 1
     if not 0 <= layer < cfg.layers:
         raise UsageError(f"--layer must be in 0..{cfg.layers - 1} (the model has {cfg.layers})")
-    if neuron is not None and not 0 <= neuron < cfg.hidden:
-        raise UsageError(
-            f"--neuron must be in 0..{cfg.hidden - 1} (a layer has {cfg.hidden} units)"
-        )
+    units = cfg.output_size  # a layer's outputs: its hidden units, or its projection's
+    if neuron is not None and not 0 <= neuron < units:
+        raise UsageError(f"--neuron must be in 0..{units - 1} (a layer has {units} outputs)")
     ids, _ = to_model_ids(read_text(text), ckpt.vocab, unk)
     if neuron is not None:
         _neuron(model, ckpt.vocab, ids, path, layer, neuron, json_out)
     else:
-        _top(model, ids, path, layer, min(top_neurons, cfg.hidden), json_out)
+        _top(model, ids, path, layer, min(top_neurons, units), json_out)
 
 
 def _summary(ckpt, path, json_out) -> None:

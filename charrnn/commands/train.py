@@ -51,7 +51,11 @@ def command(
         None, help="Start from min-char-rnn's or char-rnn's defaults; other flags still win."
     ),
     model: str | None = typer.Option(
-        None, "--model", help="Cell: rnn, lstm or gru." + _default("cell"), rich_help_panel=MODEL
+        None,
+        "--model",
+        help="Cell: rnn, lstm, gru or cifg (an LSTM whose input gate is 1 - forget gate)."
+        + _default("cell"),
+        rich_help_panel=MODEL,
     ),
     nonlinearity: str | None = typer.Option(
         None, help="rnn only: tanh or relu." + _default("nonlinearity"), rich_help_panel=MODEL
@@ -75,7 +79,27 @@ def command(
     ),
     forget_bias: float | None = typer.Option(
         None,
-        help="LSTM: initial forget-gate bias (PyTorch's init if unset).",
+        help="lstm, cifg: initial forget-gate bias (PyTorch's init if unset).",
+        rich_help_panel=MODEL,
+    ),
+    bias: bool | None = typer.Option(
+        None,
+        "--bias/--no-bias",
+        help="Bias tensors in every layer (--no-bias: none, as PyTorch's bias=False)."
+        + _default("bias"),
+        rich_help_panel=MODEL,
+    ),
+    peephole: bool | None = typer.Option(
+        None,
+        "--peephole/--no-peephole",
+        help="lstm: the gates also see the cell state (Gers & Schmidhuber 2000)."
+        + _default("peephole"),
+        rich_help_panel=MODEL,
+    ),
+    proj: int | None = typer.Option(
+        None,
+        help="lstm: project h to this many units, fewer than --hidden (PyTorch's proj_size); "
+        "0 = none." + _default("proj"),
         rich_help_panel=MODEL,
     ),
     batch: int | None = typer.Option(
@@ -204,6 +228,9 @@ def run_training(**o) -> None:
         "embed": o["embed"],
         "dropout": o["dropout"],
         "forget_bias": o["forget_bias"],
+        "bias": o["bias"],
+        "peephole": o["peephole"],
+        "proj": o["proj"],
         "batch": o["batch"],
         "seq": o["seq"],
         "lr": o["lr"],
@@ -267,8 +294,9 @@ def _train(req, o, seconds: float | None) -> None:
 
         consumers.append(JsonlLog(jsonl))
     cfg = run.model_config
+    features = "".join(f", {f}" for f in run.model.cell.features())
     title = (
-        f"charrnn · {run.name} · {cfg.cell} {cfg.layers}×{cfg.hidden} · "
+        f"charrnn · {run.name} · {cfg.cell} {cfg.layers}×{cfg.hidden}{features} · "
         f"{run.model.flat.size:,} params · {run.corpus['name']} "
         f"({run.corpus['chars']:,} chars, {len(run.vocab)} symbols)"
     )

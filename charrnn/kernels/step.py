@@ -1,7 +1,7 @@
-"""Fused sampling kernels: T steps of a whole model, sampling included, in one jitted call,
-on one core or split over two.
+"""The shared pieces of the fused sampling kernels: T steps of a whole model, sampling included,
+in one jitted call, on one core or split over two. Each cell's kernels module has its own `run`
+(charrnn/cells/*_kernels.py) built from these pieces; charrnn/sample.py calls it.
 
-`run` serves every cell (RNN, LSTM, GRU: `cell`, a code from CELLS); charrnn/sample.py calls it.
 The random numbers are not drawn here: the caller passes uniforms u (T, B) drawn from a
 np.random.Generator, so this path and the NumPy path (charrnn/sample.py) consume the same stream
 and apply the same sampling rule (see `pick` there); their texts differ only where float32
@@ -9,7 +9,7 @@ rounding of the two (BLAS vs these loops, libm vs rational tanh) moves a draw ac
 
 Parts. A step at batch 1 reads every weight once, so it is bound by how fast one core streams
 weights from the L3 cache; two cores stream twice as much. The hidden units of every layer are
-cut into P parts (charrnn.step.Parts lays the weights out): part p owns units
+cut into P parts (charrnn.step.split lays the weights out): part p owns units
 [p*Hp, min(H, (p+1)*Hp)), the gate columns that feed them and their cell state. A call runs
 parts [lo, hi). With two threads (who = 0 and 1), each runs one part of every layer; they meet at
 a barrier (kernels/sync) after each layer, since the layer above reads all of h, and after each
@@ -17,14 +17,16 @@ draw, made by thread 0, since the next step needs its id. h is double-buffered b
 so a thread writing its new units never races one still reading the old. Each unit's arithmetic
 is the same whichever thread runs it: one thread and two give the same bits.
 
-Arguments:
-  cell int                  CELLS code
-  table (P, V, G*Hp), w_ih (L-1, P, H, G*Hp), w_hh (L, P, H, G*Hp), bias (L-1, P, G*Hp),
-  b_hn (L, P, Hp)           Parts arrays: float32, sigmoid gates pre-halved, each part's gate
-                            columns as G blocks of Hp (zero past H)
-  dec_t (H, V), dec_b (V,)  the decoder
-  h (L, B, H), c (L, B, H)  recurrent state, updated in place (c: LSTM only, any shape else)
-  hb (2, L, B, H)           scratch shared by the threads: h by step parity
+Arguments of every cell's `run`:
+  wts                       the cell's part arrays (step.split): float32, sigmoid gates
+                            pre-halved, each part's gate columns as G blocks of Hp (zero past H);
+                            first table (P, V, G*Hp), w_ih (L-1, P, R, G*Hp), w_hh (L, P, R,
+                            G*Hp), bias (L-1, P, G*Hp), then the cell's own
+  dec_t (R, V), dec_b (V,)  the decoder
+  h (L, B, R), c (L, B, H)  recurrent state, updated in place (c: cells with a cell state only,
+                            any shape else)
+  hb (2, L, B, R)           scratch shared by the threads: h by step parity
+  work                      scratch shared by the threads, the cell's own (Cell.fused_work)
   pending (B,) int32        the next input of each row; updated in place (sample mode)
   u (T, B) float64          uniforms in [0, 1), one per step and row (sample mode)
   temperature float (0 = greedy), top_k int (>= V: off), top_p float (>= 1: off)
@@ -32,6 +34,17 @@ Arguments:
   feed bool                 True: feed out[t] for t < T and sample nothing (priming)
   lo, hi                    the parts this call runs
   flags (2 * sync.LINE,) int64, who   the barrier of a pair of threads; who = -1: no partner
+
+The shape of every `run`:
+
+    n = begin(h, hb, hq, lo, hi, flags, who)        # hq: units of h per part
+    for t in range(T):
+        src, dst, ids = hb[t % 2], hb[1 - t % 2], (out[t] if feed else pending)
+        for k in range(L):
+            for q in range(lo, hi): <the cell's part q of layer k>   # gates(...) then units
+            n = meet(flags, who, n)
+        n = draw(...)
+    end(hb, h, hq, lo, hi, T)
 """
 
 from __future__ import annotations
@@ -39,27 +52,24 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from charrnn.kernels.activations import _tanh32 as _tanh  # the same rational tanh as training
+from charrnn.kernels.activations import _tanh32 as tanh  # the same rational tanh as training
 from charrnn.kernels.sync import meet, reached
 
-_KW = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
-
-CELLS = {"rnn": 0, "rnn-relu": 1, "lstm": 2, "gru": 3}  # codes for `cell`
-_RELU, _LSTM, _GRU = 1, 2, 3
+FUSED = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
 
 # float32 constants, so the arithmetic stays float32
 _HALF = np.float32(0.5)
-_ZERO = np.float32(0.0)
+ZERO = np.float32(0.0)
 
 
-@njit(inline="always", **_KW)
-def _sigmoid_of_half(x):
+@njit(inline="always", **FUSED)
+def sigmoid_of_half(x):
     """sigmoid(2x): the sigmoid of a gate whose weights were pre-halved by prepare."""
-    return _HALF * _tanh(x) + _HALF
+    return _HALF * tanh(x) + _HALF
 
 
-@njit(**_KW)
-def _mm_acc(x, w, acc):
+@njit(**FUSED)
+def mm_acc(x, w, acc):
     """acc (B, N) += x (B, K) @ w (K, N). Rows of w are read once per pair of rows of x."""
     nb, nk = x.shape
     nn = w.shape[1]
@@ -89,8 +99,8 @@ def _mm_acc(x, w, acc):
                 a[j] += xk * wk[j]
 
 
-@njit(**_KW)
-def _pick(lg, u, temperature, top_k, top_p, p):
+@njit(**FUSED)
+def pick(lg, u, temperature, top_k, top_p, p):
     """One id from logits lg (V,) float32 with uniform u; p (V,) float64 scratch.
 
     The same rule as charrnn.sample.pick: temperature, then top-k, then top-p over the
@@ -135,74 +145,21 @@ def _pick(lg, u, temperature, top_k, top_p, p):
     return last
 
 
-@njit(**_KW)
-def _decode_and_pick(x, dec_t, dec_b, logits, u_t, temperature, top_k, top_p, p, pending, out_t):
+@njit(**FUSED)
+def decode_and_pick(x, dec_t, dec_b, logits, u_t, temperature, top_k, top_p, p, pending, out_t):
     """logits = x @ dec_t + dec_b; then one sampled id per row into out_t and pending."""
     nb = x.shape[0]
     for b in range(nb):
         logits[b] = dec_b
-    _mm_acc(x, dec_t, logits)
+    mm_acc(x, dec_t, logits)
     for b in range(nb):
-        y = _pick(logits[b], u_t[b], temperature, top_k, top_p, p)
+        y = pick(logits[b], u_t[b], temperature, top_k, top_p, p)
         out_t[b] = y
         pending[b] = y
 
 
-@njit(**_KW)
-def _units(cell, gi, gh, src, dst, c, bn, u0, nu):
-    """New h (dst) and c of units u0..u0+nu from pre-activations gi (B, G*Hp) (input part, plus
-    W_hh h for RNN and LSTM) and gh (B, G*Hp) (GRU: W_hh h); src: the old h (B, H)."""
-    hp = gi.shape[1] // (4 if cell == _LSTM else (3 if cell == _GRU else 1))
-    for b in range(gi.shape[0]):
-        g, e = gi[b], gh[b]
-        hs, hd = src[b, u0 : u0 + nu], dst[b, u0 : u0 + nu]
-        if cell == _LSTM:
-            cb = c[b, u0 : u0 + nu]
-            for j in range(nu):  # gates stored as i/2, f/2, o/2, g
-                i = _sigmoid_of_half(g[j])
-                f = _sigmoid_of_half(g[hp + j])
-                o = _sigmoid_of_half(g[2 * hp + j])
-                cj = f * cb[j] + i * _tanh(g[3 * hp + j])
-                cb[j] = cj
-                hd[j] = o * _tanh(cj)
-        elif cell == _GRU:
-            for j in range(nu):  # gates stored as r/2, z/2, n
-                r = _sigmoid_of_half(g[j] + e[j])
-                z = _sigmoid_of_half(g[hp + j] + e[hp + j])
-                n = _tanh(g[2 * hp + j] + r * (e[2 * hp + j] + bn[j]))
-                hd[j] = n + z * (hs[j] - n)
-        elif cell == _RELU:
-            for j in range(nu):
-                hd[j] = max(g[j], _ZERO)
-        else:
-            for j in range(nu):
-                hd[j] = _tanh(g[j])
-
-
-@njit(**_KW)
-def _layer_part(cell, k, p, ids, src, dst, c, table, w_ih, w_hh, bias, b_hn, gi, gh):
-    """Part p of layer k for one step: src/dst (L, B, H) the old and new h of every layer."""
-    nb, nh = src.shape[1], src.shape[2]
-    hp = b_hn.shape[2]
-    u0 = p * hp
-    nu = min(nh, u0 + hp) - u0
-    if k == 0:
-        for b in range(nb):
-            gi[b] = table[p, ids[b]]
-    else:
-        for b in range(nb):
-            gi[b] = bias[k - 1, p]
-        _mm_acc(dst[k - 1], w_ih[k - 1, p], gi)
-    if cell == _GRU:
-        gh[:] = _ZERO
-        _mm_acc(src[k], w_hh[k, p], gh)
-    else:
-        _mm_acc(src[k], w_hh[k, p], gi)
-    _units(cell, gi, gh, src[k], dst[k], c[k], b_hn[k, p], u0, nu)
-
-
-@njit(**_KW)
-def _copy_units(a, b, hp, lo, hi):
+@njit(**FUSED)
+def copy_units(a, b, hp, lo, hi):
     """b[..., units of parts lo..hi-1] = a[...] for (L, B, H) arrays."""
     nh = a.shape[2]
     for p in range(lo, hi):
@@ -210,34 +167,43 @@ def _copy_units(a, b, hp, lo, hi):
         b[:, :, u0:u1] = a[:, :, u0:u1]
 
 
-@njit(**_KW)
-def run(
-    cell, table, w_ih, w_hh, bias, b_hn, dec_t, dec_b, h, c, hb, pending, u,
-    temperature, top_k, top_p, out, feed, lo, hi, flags, who,
-):  # fmt: skip
-    n_layers, nb, nh = h.shape
-    nt = out.shape[0]
-    hp = b_hn.shape[2]
-    ncols = table.shape[2]
-    gi = np.empty((nb, ncols), np.float32)
-    gh = np.empty((nb, ncols), np.float32)
-    logits = np.empty((nb, dec_b.shape[0]), np.float32)
-    p = np.empty(dec_b.shape[0], np.float64)
+@njit(**FUSED)
+def input_side(k, q, ids, dst, table, w_ih, bias, gi):
+    """gi (B, G*Hp) = layer k's input side for part q: the table row of each id (k = 0), else
+    bias plus the layer below's new h (dst[k-1]) @ w_ih."""
+    nb = gi.shape[0]
+    if k == 0:
+        for b in range(nb):
+            gi[b] = table[q, ids[b]]
+    else:
+        for b in range(nb):
+            gi[b] = bias[k - 1, q]
+        mm_acc(dst[k - 1], w_ih[k - 1, q], gi)
+
+
+@njit(**FUSED)
+def begin(h, hb, hq, lo, hi, flags, who):
+    """h's units of parts lo..hi-1 (hq per part) into hb[0]; returns the barrier count."""
     n = reached(flags, who)
-    _copy_units(h, hb[0], hp, lo, hi)
-    n = meet(flags, who, n)
-    for t in range(nt):
-        src, dst = hb[t % 2], hb[1 - t % 2]
-        ids = out[t] if feed else pending
-        for k in range(n_layers):
-            for q in range(lo, hi):
-                _layer_part(cell, k, q, ids, src, dst, c, table, w_ih, w_hh, bias, b_hn, gi, gh)
-            n = meet(flags, who, n)
-        if not feed:
-            if lo == 0:
-                _decode_and_pick(
-                    dst[n_layers - 1], dec_t, dec_b, logits, u[t], temperature, top_k, top_p, p,
-                    pending, out[t],
-                )  # fmt: skip
-            n = meet(flags, who, n)
-    _copy_units(hb[nt % 2], h, hp, lo, hi)
+    copy_units(h, hb[0], hq, lo, hi)
+    return meet(flags, who, n)
+
+
+@njit(**FUSED)
+def draw(t, top, dec_t, dec_b, logits, p, u, temperature, top_k, top_p, pending, out, feed, lo,
+         flags, who, n):  # fmt: skip
+    """After step t's last layer (top (B, R)): in sample mode thread 0 decodes and draws into
+    out[t] and pending (logits (B, V) float32, p (V,) float64 scratch), then both threads meet.
+    Returns the barrier count."""
+    if not feed:
+        if lo == 0:
+            decode_and_pick(top, dec_t, dec_b, logits, u[t], temperature, top_k, top_p, p,
+                            pending, out[t])  # fmt: skip
+        n = meet(flags, who, n)
+    return n
+
+
+@njit(**FUSED)
+def end(hb, h, hq, lo, hi, nt):
+    """h's units of parts lo..hi-1 from the h buffer of the last step (nt steps made)."""
+    copy_units(hb[nt % 2], h, hq, lo, hi)

@@ -1,4 +1,6 @@
-"""GRU layer over T steps, forward and backward (PyTorch's gate order r, z, n).
+"""The GRU's kernels (charrnn/cells/gru.py): a layer over T steps, forward and backward
+(PyTorch's gate order r, z, n), forward-only `infer`; and `run`, the fused sampling kernel
+(kernels/step.py).
 
 r = sigmoid(W_ir x + b_ir + W_hr h + b_hr);  z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
 n = tanh(W_in x + b_in + r * (W_hn h + b_hn));  h' = (1 - z) * n + z * h
@@ -10,6 +12,9 @@ import numpy as np
 from numba import njit
 
 from charrnn.kernels.activations import sigmoid, tanh
+from charrnn.kernels.step import FUSED, ZERO, begin, draw, end, input_side, mm_acc, sigmoid_of_half
+from charrnn.kernels.step import tanh as tanh32
+from charrnn.kernels.sync import meet
 from charrnn.kernels.tiles import mm_packed
 
 
@@ -129,3 +134,49 @@ def backward(act, dgh, whh, hs, hn, dhs, dh0):
                 for j in range(H):
                     tb[j] = direct[j]
         mm_packed(dgh[t], whh, target, 1)
+
+
+# ----------------------------------------------------------------------------- fused sampling
+
+
+@njit(**FUSED)
+def _units(gi, gh, src, dst, bn, u0, nu):
+    """New h (dst) of units u0..u0+nu from the input side gi (B, 3Hp) and gh = W_hh h
+    (B, 3Hp) of their part, gates stored as r/2, z/2, n; src: the old h; bn (Hp,): b_hn."""
+    hp = gi.shape[1] // 3
+    for b in range(gi.shape[0]):
+        g, e = gi[b], gh[b]
+        hs, hd = src[b, u0 : u0 + nu], dst[b, u0 : u0 + nu]
+        for j in range(nu):
+            r = sigmoid_of_half(g[j] + e[j])
+            z = sigmoid_of_half(g[hp + j] + e[hp + j])
+            n = tanh32(g[2 * hp + j] + r * (e[2 * hp + j] + bn[j]))
+            hd[j] = n + z * (hs[j] - n)
+
+
+@njit(**FUSED)
+def run(wts, dec_t, dec_b, h, c, hb, work, pending, u, temperature, top_k, top_p, out, feed,
+        lo, hi, flags, who):  # fmt: skip
+    """The fused kernel (kernels/step.py). wts: table, w_ih, w_hh, bias, b_hn (L, P, Hp)."""
+    table, w_ih, w_hh, bias, b_hn = wts
+    n_layers, nb, nh = h.shape
+    hp = b_hn.shape[2]
+    gi = np.empty((nb, table.shape[2]), np.float32)
+    gh = np.empty((nb, table.shape[2]), np.float32)
+    logits = np.empty((nb, dec_b.shape[0]), np.float32)
+    p = np.empty(dec_b.shape[0], np.float64)
+    n = begin(h, hb, hp, lo, hi, flags, who)
+    for t in range(out.shape[0]):
+        src, dst = hb[t % 2], hb[1 - t % 2]
+        ids = out[t] if feed else pending
+        for k in range(n_layers):
+            for q in range(lo, hi):
+                input_side(k, q, ids, dst, table, w_ih, bias, gi)
+                gh[:] = ZERO
+                mm_acc(src[k], w_hh[k, q], gh)
+                u0 = q * hp
+                _units(gi, gh, src[k], dst[k], b_hn[k, q], u0, min(nh, u0 + hp) - u0)
+            n = meet(flags, who, n)
+        n = draw(t, dst[n_layers - 1], dec_t, dec_b, logits, p, u, temperature, top_k, top_p,
+                 pending, out, feed, lo, flags, who, n)  # fmt: skip
+    end(hb, h, hp, lo, hi, out.shape[0])

@@ -1,5 +1,6 @@
-"""Elman RNN layer over T steps, forward and backward: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh),
-act = tanh or relu (PyTorch's nn.RNN nonlinearity)."""
+"""The Elman RNN's kernels (charrnn/cells/rnn.py): a layer over T steps, forward and backward,
+h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh), act = tanh or relu (PyTorch's nn.RNN nonlinearity);
+and `run`, the fused sampling kernel (kernels/step.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from numba import njit
 
 from charrnn.kernels.activations import tanh
 from charrnn.kernels.layers import stack_rows
+from charrnn.kernels.step import FUSED, ZERO, begin, draw, end, input_side, mm_acc
+from charrnn.kernels.step import tanh as tanh32
+from charrnn.kernels.sync import meet
 from charrnn.kernels.tiles import mm_packed
 
 
@@ -95,3 +99,45 @@ def backward(dpre, whh, hs, dhs, dh0, relu):
             mm_packed(d, whh, dhs[t - 1], 1)
         else:
             mm_packed(d, whh, dh0, 0)
+
+
+# ----------------------------------------------------------------------------- fused sampling
+
+
+@njit(**FUSED)
+def _units(gi, dst, u0, nu, relu):
+    """New h (dst) of units u0..u0+nu from the pre-activations gi (B, Hp) of their part."""
+    for b in range(gi.shape[0]):
+        g = gi[b]
+        hd = dst[b, u0 : u0 + nu]
+        if relu:
+            for j in range(nu):
+                hd[j] = max(g[j], ZERO)
+        else:
+            for j in range(nu):
+                hd[j] = tanh32(g[j])
+
+
+@njit(**FUSED)
+def run(wts, dec_t, dec_b, h, c, hb, work, pending, u, temperature, top_k, top_p, out, feed,
+        lo, hi, flags, who):  # fmt: skip
+    """The fused kernel (kernels/step.py). wts: table, w_ih, w_hh, bias, relu."""
+    table, w_ih, w_hh, bias, relu = wts
+    n_layers, nb, nh = h.shape
+    hp = table.shape[2]
+    gi = np.empty((nb, hp), np.float32)
+    logits = np.empty((nb, dec_b.shape[0]), np.float32)
+    p = np.empty(dec_b.shape[0], np.float64)
+    n = begin(h, hb, hp, lo, hi, flags, who)
+    for t in range(out.shape[0]):
+        src, dst = hb[t % 2], hb[1 - t % 2]
+        ids = out[t] if feed else pending
+        for k in range(n_layers):
+            for q in range(lo, hi):
+                input_side(k, q, ids, dst, table, w_ih, bias, gi)
+                mm_acc(src[k], w_hh[k, q], gi)
+                _units(gi, dst[k], q * hp, min(nh, (q + 1) * hp) - q * hp, relu)
+            n = meet(flags, who, n)
+        n = draw(t, dst[n_layers - 1], dec_t, dec_b, logits, p, u, temperature, top_k, top_p,
+                 pending, out, feed, lo, flags, who, n)  # fmt: skip
+    end(hb, h, hp, lo, hi, out.shape[0])

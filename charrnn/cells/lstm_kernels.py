@@ -1,4 +1,6 @@
-"""LSTM layer over T steps, forward and backward (PyTorch's gate order i, f, g, o).
+"""The LSTM's kernels (charrnn/cells/lstm.py): a layer over T steps, forward and backward
+(PyTorch's gate order i, f, g, o), forward-only `infer` and `infer_stacked`; and `run`, the fused
+sampling kernel (kernels/step.py).
 
     i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of  x W_ih^T + b_ih + h W_hh^T + b_hh
     c' = f * c + i * g;   h' = o * tanh(c')
@@ -14,6 +16,9 @@ from numba import njit
 
 from charrnn.kernels.activations import sigmoid, tanh
 from charrnn.kernels.layers import stack_rows
+from charrnn.kernels.step import FUSED, begin, draw, end, input_side, mm_acc, sigmoid_of_half
+from charrnn.kernels.step import tanh as tanh32
+from charrnn.kernels.sync import meet
 from charrnn.kernels.tiles import mm_packed
 
 
@@ -165,3 +170,49 @@ def backward(act, whh, cs, tcs, dhs, dh0, dc0):
             mm_packed(a, whh, dhs[t - 1], 1)
         else:
             mm_packed(a, whh, dh0, 0)
+
+
+# ----------------------------------------------------------------------------- fused sampling
+
+
+@njit(**FUSED)
+def _units(gi, dst, c, u0, nu):
+    """New h (dst) and c of units u0..u0+nu from the pre-activations gi (B, 4Hp) of their
+    part, gates stored as i/2, f/2, o/2, g."""
+    hp = gi.shape[1] // 4
+    for b in range(gi.shape[0]):
+        g = gi[b]
+        hd = dst[b, u0 : u0 + nu]
+        cb = c[b, u0 : u0 + nu]
+        for j in range(nu):
+            i = sigmoid_of_half(g[j])
+            f = sigmoid_of_half(g[hp + j])
+            o = sigmoid_of_half(g[2 * hp + j])
+            cj = f * cb[j] + i * tanh32(g[3 * hp + j])
+            cb[j] = cj
+            hd[j] = o * tanh32(cj)
+
+
+@njit(**FUSED)
+def run(wts, dec_t, dec_b, h, c, hb, work, pending, u, temperature, top_k, top_p, out, feed,
+        lo, hi, flags, who):  # fmt: skip
+    """The fused kernel (kernels/step.py). wts: table, w_ih, w_hh, bias."""
+    table, w_ih, w_hh, bias = wts
+    n_layers, nb, nh = h.shape
+    hp = table.shape[2] // 4
+    gi = np.empty((nb, table.shape[2]), np.float32)
+    logits = np.empty((nb, dec_b.shape[0]), np.float32)
+    p = np.empty(dec_b.shape[0], np.float64)
+    n = begin(h, hb, hp, lo, hi, flags, who)
+    for t in range(out.shape[0]):
+        src, dst = hb[t % 2], hb[1 - t % 2]
+        ids = out[t] if feed else pending
+        for k in range(n_layers):
+            for q in range(lo, hi):
+                input_side(k, q, ids, dst, table, w_ih, bias, gi)
+                mm_acc(src[k], w_hh[k, q], gi)
+                _units(gi, dst[k], c[k], q * hp, min(nh, (q + 1) * hp) - q * hp)
+            n = meet(flags, who, n)
+        n = draw(t, dst[n_layers - 1], dec_t, dec_b, logits, p, u, temperature, top_k, top_p,
+                 pending, out, feed, lo, flags, who, n)  # fmt: skip
+    end(hb, h, hp, lo, hi, out.shape[0])
