@@ -382,11 +382,12 @@ class Text:
     corpus: dict[str, Any] | None = None  # fingerprint of the file(s) it came from
 
 
-def read_text(source: str) -> Text:
-    """A text file (or "-" for stdin), read like a training corpus (UTF-8, BOM dropped)."""
+def read_text(source: str, as_bytes: bool = False) -> Text:
+    """A text file (or "-" for stdin), read like a training corpus (UTF-8, BOM dropped); for a
+    byte model, its bytes as they are (byte b is the symbol chr(b))."""
     from charrnn.data import load_corpus
 
-    corpus = load_corpus([source])
+    corpus = load_corpus([source], encoding="latin-1" if as_bytes else "utf-8")
     label = "<stdin>" if source == "-" else source
     return Text(label, corpus.ids, corpus.vocab, None, dict(corpus.fingerprint))
 
@@ -423,8 +424,11 @@ def test_split(meta: dict[str, Any], where: str = "the checkpoint") -> Text:
         cfg = TrainConfig.from_dict(meta["train_config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where} has a damaged train_config ({e})") from None
+    encoding = fp.get("encoding", "utf-8")
     corpus = load_corpus(
-        sources, encoding=fp.get("encoding", "utf-8"), errors=fp.get("errors", "strict")
+        sources,
+        encoding="latin-1" if encoding == "bytes" else encoding,  # a byte model's corpus
+        errors=fp.get("errors", "strict"),
     )
     if corpus.fingerprint.get("sha256") != fp.get("sha256"):
         raise CorpusError(
@@ -472,6 +476,23 @@ def to_model_ids(text: Text, vocab: Vocab, unk: str = "error") -> tuple[np.ndarr
         out[kept : kept + mapped.size] = mapped
         kept += mapped.size
     return out[:kept], n - kept
+
+
+def load_models(paths: list, threads: int = 0) -> list[tuple]:
+    """(path, Checkpoint, CharRNN) for each --checkpoint given (default: checkpoints/), all
+    loaded and checked before any work; byte and character models cannot be mixed (their
+    scores are per byte and per character)."""
+    from charrnn.checkpoint import resolve_checkpoint
+
+    resolved = [resolve_checkpoint(p) for p in paths] or [resolve_checkpoint(None)]
+    models = [(path, *load_model(path, threads)) for path in resolved]
+    kinds = {ckpt.vocab.kind for _, ckpt, _ in models}
+    if len(kinds) > 1:
+        raise UsageError(
+            "byte models (--bytes) and character models score different units (bits per byte, "
+            "bits per character): compare models of one kind"
+        )
+    return models
 
 
 def load_model(path, threads: int = 0):
