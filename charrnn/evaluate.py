@@ -414,7 +414,7 @@ def test_split(meta: dict[str, Any], where: str = "the checkpoint") -> Text:
             "score (charrnn eval FILE)"
         )
     sources = [str(s) for s in sources]
-    missing = [s for s in sources if not Path(s).is_file()]
+    missing = [s for s in sources if not Path(s).exists()]
     if missing:
         raise CorpusError(
             f"{where} was trained on {', '.join(sources)}; {missing[0]} is not found: put it "
@@ -424,12 +424,13 @@ def test_split(meta: dict[str, Any], where: str = "the checkpoint") -> Text:
         cfg = TrainConfig.from_dict(meta["train_config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where} has a damaged train_config ({e})") from None
-    encoding = fp.get("encoding", "utf-8")
-    corpus = load_corpus(
-        sources,
-        encoding="latin-1" if encoding == "bytes" else encoding,  # a byte model's corpus
-        errors=fp.get("errors", "strict"),
-    )
+    from charrnn.sources import expand
+
+    as_bytes = fp.get("encoding") == "bytes"  # a byte model: byte b is the symbol chr(b)
+    encoding = "latin-1" if as_bytes else fp.get("encoding", "utf-8")
+    errors = fp.get("errors", "strict")
+    files = expand(sources, fp.get("glob"), encoding, errors, as_bytes=as_bytes).files
+    corpus = load_corpus(files, encoding=encoding, errors=errors)
     if corpus.fingerprint.get("sha256") != fp.get("sha256"):
         raise CorpusError(
             f"{', '.join(sources)} changed since {where} was trained on it (sha256 "
@@ -443,7 +444,7 @@ def test_split(meta: dict[str, Any], where: str = "the checkpoint") -> Text:
             "(charrnn eval FILE)"
         )
     ids = corpus.ids[test]
-    label = f"test split of {corpus.name}"
+    label = f"test split of {fp.get('name') or corpus.name}"
     return Text(label, ids, corpus.vocab, "test", dict(corpus.fingerprint))
 
 
