@@ -4,7 +4,8 @@ Columns: `file` (with several files), `line` (where the unit starts), `chars` (i
 the closing newline included), `skipped` (with --unk skip), then for one model `nats_per_char`
 and `bits_per_char`, for several one bits/char column per model headed by its name (and
 `skipped:NAME`) and `best`, the model with the lowest bits/char; last `text` (none for a whole
-file as a document). TSV escapes backslash, tab, newline and carriage return in the text as
+file as a document). A byte model counts bytes (chars, and the figures per byte; the table
+says so). TSV escapes backslash, tab, newline and carriage return in the text as
 \\\\, \\t, \\n and \\r.
 """
 
@@ -52,6 +53,7 @@ def run_per(files, paths, per, unk, show, json_out, threads, streams, burn_in) -
         files=len(sources) > 1,
         skipped=unk == "skip",
         text=not (per == "doc" and len(sources) > 1),
+        bytes=models[0][1].vocab.is_bytes,
     )
     if json_out:
         writer = JsonWriter(layout)
@@ -89,8 +91,11 @@ def model_names(loaded: list[tuple]) -> list[str]:
 class Layout:
     """Which columns the rows have, and each row's values."""
 
-    def __init__(self, names: list[str], *, files: bool, skipped: bool, text: bool) -> None:
+    def __init__(
+        self, names: list[str], *, files: bool, skipped: bool, text: bool, bytes: bool = False
+    ) -> None:
         self.names, self.files, self.skipped, self.text = names, files, skipped, text
+        self.bytes = bytes  # byte models: chars and the figures count bytes
 
     @property
     def several(self) -> bool:
@@ -177,7 +182,12 @@ class TableWriter:
 
         self.layout = layout
         self.width = shutil.get_terminal_size((100, 24)).columns
-        names = {"nats_per_char": "nats/char", "bits_per_char": "bits/char"}
+        unit = "byte" if layout.bytes else "char"
+        names = {
+            "nats_per_char": f"nats/{unit}",
+            "bits_per_char": f"bits/{unit}",
+            "chars": f"{unit}s",
+        }
         self.header = [names.get(h, h) for h in layout.header() if h != "text"]
         self.widths = [max(len(h), 9) for h in self.header]
         if layout.files:

@@ -185,6 +185,7 @@ def _record(path, ckpt, text, score, skipped) -> dict:
         "text": text.label,
         "split": text.split,
         "sha256": (text.corpus or {}).get("sha256"),
+        "vocab_kind": ckpt.vocab.kind,  # bytes: chars and the figures count bytes
         "chars": score.chars,
         "skipped": skipped,
         "nats_per_char": _finite(score.nats_per_char),
@@ -211,8 +212,9 @@ def _table(rows: list[dict]) -> None:
 
     skipped = any(r["skipped"] for r in rows)
     table = Table(show_edge=False)
-    columns = ["#", "checkpoint", "text", "chars", "bits/char", "nats/char", "perplexity"]
-    columns += ["skipped"] * skipped + ["chars/s"]
+    unit = "byte" if rows[0]["vocab_kind"] == "bytes" else "char"  # one kind per run
+    columns = ["#", "checkpoint", "text", f"{unit}s", f"bits/{unit}", f"nats/{unit}", "perplexity"]
+    columns += ["skipped"] * skipped + [f"{unit}s/s"]
     for name in columns:
         if name in ("checkpoint", "text"):  # paths wrap in their cell rather than lose their end
             table.add_column(name, overflow="fold")
