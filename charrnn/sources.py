@@ -8,8 +8,9 @@ strictly, as before.
 
 Under a folder:
 * hidden files and folders (names starting with '.', such as .git) are left out;
-* symlinks are followed, but each folder is read once: a link back into a folder already read
-  (a loop, or a second way to the same folder) is not followed (one warning line);
+* symlinks are followed, but each folder and each file is read once: a link to one already read
+  (a symlink loop, a second way to the same folder, a hard link) is not followed (one warning
+  line);
 * files that are not text are skipped, with one warning line saying how many and where the
   checkpoint lists them: binary (a NUL byte in the first 8 KiB), undecodable (not valid in the
   encoding, unless --errors replace), unreadable (permissions, broken links) and special files
@@ -29,6 +30,7 @@ import hashlib
 import json
 import os
 import stat
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,7 @@ class Expanded:
     folders: list[str]  # the folders given
     globs: list[str]
     skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> paths
-    loops: list[str] = field(default_factory=list)  # symlinks not followed
+    links: list[str] = field(default_factory=list)  # links to what was already read
 
     def meta(self) -> dict[str, Any]:
         """The fingerprint's share: the file list, and what was skipped (for inspect)."""
@@ -85,10 +87,10 @@ class Expanded:
                 f"skipped {n} file(s) under {folders} that are not text ({kinds}), e.g. {first}: "
                 f"`charrnn inspect {checkpoint}` lists them (--errors strict stops on them instead)"
             )
-        if self.loops:
+        if self.links:
             out.append(
-                f"not following {len(self.loops)} symlink(s) back into a folder already read "
-                f"(e.g. {self.loops[0]})"
+                f"read once: not following {len(self.links)} link(s) to a folder or file already "
+                f"read (a symlink loop, or a second way to the same place; e.g. {self.links[0]})"
             )
         return out
 
@@ -158,7 +160,7 @@ def _walk(root: Path, out: Expanded, globs, encoding, errors, strict, as_bytes) 
             st = folder.stat()
             key = (st.st_dev, st.st_ino)
             if key in seen:
-                out.loops.append(f"{folder} -> {os.path.realpath(folder)}")
+                out.links.append(f"{folder} -> {os.path.realpath(folder)}")
                 return
             seen.add(key)
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -179,7 +181,14 @@ def _walk(root: Path, out: Expanded, globs, encoding, errors, strict, as_bytes) 
                 found.append(((*rel, entry.name), path))
 
     visit(root, ())
+    files: set[tuple[int, int]] = set()
     for rel, path in sorted(found):
+        with suppress(OSError):  # what cannot be stat'ed is named by _not_text below
+            st = path.stat()
+            if (st.st_dev, st.st_ino) in files:
+                out.links.append(f"{path} -> {os.path.realpath(path)}")
+                continue
+            files.add((st.st_dev, st.st_ino))
         reason = _not_text(path, encoding, errors, as_bytes)
         if reason is None:
             out.files.append(str(path))

@@ -41,6 +41,7 @@ def tree(tmp_path):
     (root / "latin1.txt").write_bytes("café\n".encode("latin-1"))
     (root / "a" / "loop").symlink_to("..")  # back to the root: a loop
     (root / "dangling").symlink_to("nowhere")
+    (root / "twin.txt").symlink_to("b.txt")  # the same file a second time: read once
     os.mkfifo(root / "pipe")  # reading it would block forever
     return root
 
@@ -62,7 +63,10 @@ def test_a_folder_is_its_text_files_in_path_order(tree):
         "unreadable": [str(tree / "dangling")],
         "special": [str(tree / "pipe")],
     }
-    assert found.loops == [f"{tree / 'a' / 'loop'} -> {tree}"]
+    assert found.links == [
+        f"{tree / 'a' / 'loop'} -> {tree}",
+        f"{tree / 'twin.txt'} -> {tree / 'b.txt'}",
+    ]
     lines = found.warnings("ck/x-latest.npz")
     assert len(lines) == 2 and "skipped 4 file(s) under" in lines[0]
     assert "`charrnn inspect ck/x-latest.npz` lists them" in lines[0] and "loop" in lines[1]
