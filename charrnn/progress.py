@@ -55,7 +55,14 @@ class DelayedBar:
                 count = "{task.completed:,}/{task.total:,} " + self.unit
             columns = [TextColumn(self.label), BarColumn(), TextColumn(count)]
             columns.append(TimeRemainingColumn() if self.total else TimeElapsedColumn())
-            self._bar = Progress(*columns, console=Console(stderr=True), transient=True)
+            # never redirect stdout: the payload written meanwhile must go where stdout goes
+            self._bar = Progress(
+                *columns,
+                console=Console(stderr=True),
+                transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             self._bar.start()
             self._task = self._bar.add_task(self.label, total=self.total, completed=self.done)
 

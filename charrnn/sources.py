@@ -73,20 +73,25 @@ class Expanded:
             out["skipped_files"] = [f"{p} ({r})" for r, p in skipped[:LISTED]]
         return out
 
-    def warnings(self, checkpoint: str = "the checkpoint") -> list[str]:
-        """One line for the files skipped (saying where they are listed), one for the links
-        not followed."""
+    def warnings(self, checkpoint: str | None = None) -> list[str]:
+        """One line for the files skipped (saying where `checkpoint` lists them; None: the
+        first few named), one for the links not followed."""
         out = []
         counts = {r: len(self.skipped[r]) for r in REASONS if self.skipped.get(r)}
         if counts:
             n = sum(counts.values())
             kinds = ", ".join(f"{c} {r}" for r, c in counts.items())
-            first = next(p for r in REASONS for p in self.skipped.get(r, []))
+            paths = [p for r in REASONS for p in self.skipped.get(r, [])]
             folders = ", ".join(f.rstrip("/") + "/" for f in self.folders)
-            out.append(
-                f"skipped {n} file(s) under {folders} that are not text ({kinds}), e.g. {first}: "
-                f"`charrnn inspect {checkpoint}` lists them (--errors strict stops on them instead)"
-            )
+            head = f"skipped {n} file(s) under {folders} that are not text ({kinds})"
+            if checkpoint is None:
+                more = f" and {n - 3} more" if n > 3 else ""
+                out.append(f"{head}: {', '.join(paths[:3])}{more}")
+            else:
+                out.append(
+                    f"{head}, e.g. {paths[0]}: `charrnn inspect {checkpoint}` lists them "
+                    "(--errors strict stops on them instead)"
+                )
         if self.links:
             out.append(
                 f"read once: not following {len(self.links)} link(s) to a folder or file already "

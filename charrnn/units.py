@@ -74,23 +74,13 @@ class Encoded:
 def check_sources(sources: list[str]) -> list[str]:
     """The sources, each an existing readable file, or stdin (once); else one clear error. Checked
     before any work, so a bad second file is not found after the first one's rows."""
+    from charrnn.corpus import _check_file  # the corpus reader's own check and messages
+
     if sources.count(STDIN) > 1:
         raise UsageError("stdin (-) can be given only once")
     for s in sources:
-        if s == STDIN:
-            continue
-        try:
-            st = os.stat(s)
-            if stat.S_ISDIR(st.st_mode):
-                raise CorpusError(f"{s}: is a directory (give the text files inside it)")
-            with open(s, "rb"):
-                pass
-        except FileNotFoundError:
-            raise CorpusError(f"{s}: no such file (give a text file, or - for stdin)") from None
-        except PermissionError:
-            raise CorpusError(f"{s}: permission denied (check the file's permissions)") from None
-        except OSError as e:
-            raise CorpusError(f"{s}: cannot read it ({e.strerror or e})") from None
+        if s != STDIN:
+            _check_file(s)
     return sources
 
 

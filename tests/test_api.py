@@ -14,11 +14,7 @@ import charrnn
 from charrnn.cli import app
 from charrnn.vocab import Vocab
 
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("isolated")  # in tmp_path, with a private corpus cache
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ TINY = ["--layers", "1", "--batch", "4", "--seq", "8", "--threads", "1", "--quie
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
+def _texts(isolated):
+    """In tmp_path, with a private corpus cache, and the texts the tests read."""
+    tmp_path = isolated
     (tmp_path / "old.txt").write_text(OLD)
     (tmp_path / "new.txt").write_text(NEW)
 

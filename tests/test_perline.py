@@ -24,10 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LINES = ["First Citizen:", "Before we proceed any further, hear me speak.", "", "All:", "Speak."]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("isolated")  # in tmp_path, with a private corpus cache
 
 
 def unit_nats(params, cfg, unit: str, vocab_text: str = TEXT) -> np.ndarray:
@@ -251,7 +248,9 @@ def test_missing_and_folder_sources_are_named_before_any_row(tmp_path):
     (tmp_path / "t.txt").write_text("All:\n")
     (tmp_path / "d").mkdir()
     assert "nope.txt" in one_line_error(run("--per", "line", "t.txt", "nope.txt", "-c", "m.npz"), 1)
-    assert "directory" in one_line_error(run("--per", "line", "t.txt", "d", "-c", "m.npz"), 1)
+    assert "d: no text files" in one_line_error(
+        run("--per", "line", "t.txt", "d", "-c", "m.npz"), 1
+    )
 
 
 def test_the_table_on_a_terminal_cuts_the_text_to_the_width(tmp_path, monkeypatch, capsys):
@@ -303,3 +302,33 @@ def test_per_line_through_the_runner_reads_stdin_once(tmp_path):
     )
     header, rows = tsv(ok(r))
     assert header[0] == "line" and rows == []  # an empty input has no lines
+
+
+def test_a_folder_is_one_document_per_text_file(tmp_path):
+    make_checkpoint(tmp_path / "m.npz")
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "b.txt").write_text("All:\n")
+    (tmp_path / "d" / "sub" / "a.txt").write_text("Speak.\n")
+    (tmp_path / "d" / "logo.png").write_bytes(b"\x89PNG\x00\x00")
+    r = run("--per", "doc", "d", "-c", "m.npz")
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr.count("\n") == 1 and "skipped 1 file(s)" in r.stderr and "logo.png" in r.stderr
+    header, rows = tsv(r.stdout)
+    assert header[0] == "file" and [row[0] for row in rows] == ["d/b.txt", "d/sub/a.txt"]
+
+
+def test_a_file_is_cut_into_the_same_batches_on_every_run(tmp_path):
+    make_checkpoint(tmp_path / "m.npz")
+    rng = np.random.default_rng(1)
+    letters = sorted(set(TEXT) - {"\n"})
+    lines = ["".join(rng.choice(letters, int(n))) for n in rng.integers(0, 80, 300)]
+    (tmp_path / "t.txt").write_text("\n".join(lines) + "\n")
+    first = ok(run("--per", "line", "t.txt", "-c", "m.npz", "--json"))
+    assert len(first.splitlines()) == 300
+    assert ok(run("--per", "line", "t.txt", "-c", "m.npz", "--json")) == first
+
+
+def test_a_folder_scored_whole_points_at_per_doc(tmp_path):
+    make_checkpoint(tmp_path / "m.npz")
+    (tmp_path / "d").mkdir()
+    assert "--per doc" in one_line_error(run("d", "-c", "m.npz"), 2)

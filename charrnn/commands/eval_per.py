@@ -24,7 +24,7 @@ def run_per(files, paths, per, unk, show, json_out, threads, streams, burn_in) -
     from charrnn.evaluate import DEFAULT_BURN_IN, load_models
     from charrnn.perline import UnitScorer, score_stream
     from charrnn.progress import DelayedBar
-    from charrnn.units import PERS, check_sources, read_units, total_bytes
+    from charrnn.units import PERS, read_units, total_bytes
 
     if per not in PERS:
         raise UsageError(f"--per must be line or doc, got {per!r}")
@@ -38,8 +38,8 @@ def run_per(files, paths, per, unk, show, json_out, threads, streams, burn_in) -
         raise UsageError("--streams and --burn-in tune whole-text scoring: leave them out of --per")
     if not files:
         raise UsageError("--per needs the text to score: give FILE (or - for stdin)")
-    sources = check_sources(list(files))
     models = load_models(paths, threads)
+    sources = _files(list(files), models[0][1].vocab.is_bytes, unk)
     names = model_names([(path, ckpt) for path, ckpt, _ in models])
     scorer = UnitScorer(
         [
@@ -71,6 +71,28 @@ def run_per(files, paths, per, unk, show, json_out, threads, streams, burn_in) -
             for row in rows:
                 writer.row(row)
             sys.stdout.flush()
+
+
+def _files(args: list[str], as_bytes: bool, unk: str) -> list[str]:
+    """The files to read: a folder stands for its files, as for `charrnn train` (binary,
+    special and unreadable ones skipped with a warning; undecodable ones too unless --unk skip,
+    which scores them without their bad bytes); every source checked before any row."""
+    import os
+
+    import typer
+
+    from charrnn.sources import expand
+    from charrnn.units import check_sources
+
+    if any(a != "-" and os.path.isdir(a) for a in args):
+        encoding, errors = ("latin-1", "strict") if as_bytes else ("utf-8", "strict")
+        if unk == "skip":
+            errors = "replace"
+        found = expand(args, None, encoding, errors, as_bytes=as_bytes)
+        for line in found.warnings():
+            typer.echo(f"charrnn: warning: {line}", err=True)
+        args = found.files
+    return check_sources(args)
 
 
 def _bar_wanted() -> bool:

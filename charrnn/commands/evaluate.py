@@ -19,9 +19,10 @@ HELP = (
     "corpus it was trained on, cut exactly as training cut it (the file must still be there, "
     "unchanged). Several checkpoints are ranked by bits per character.\n\n"
     "--per line scores every line on its own, --per doc every document (the lines between "
-    "blank lines; with several files, each file): one row each, in input order, streamed as "
-    "the input arrives: line, characters, nats and bits per character and the text (TSV when "
-    "stdout is not a terminal, a table on a terminal, one JSON object per row with --json). "
+    "blank lines; with several files or a folder, each file): one row each, in input order, "
+    "streamed as the input arrives: line, characters, nats and bits per character and the text "
+    "(TSV when stdout is not a terminal, a table on a terminal, one JSON object per row with "
+    "--json). "
     "Each is scored as itself followed by a newline, from the state after the model has read a "
     "newline, so every row stands alone. With several checkpoints each row has every model's "
     "bits per character and `best`, the model that found it least surprising: classification "
@@ -55,7 +56,7 @@ def command(
         None,
         "--per",
         help="Score each line, or each doc (blank-line separated; one per file with several "
-        "files), on its own: one row each, streamed.",
+        "files or a folder), on its own: one row each, streamed.",
     ),
     unk: str = typer.Option(
         "error",
@@ -105,6 +106,10 @@ def command(
                 "several texts: score each file with --per doc, or join them into one file"
             )
         file = files[0] if files else None
+        if file is not None and file != "-" and Path(file).is_dir():
+            from charrnn.errors import UsageError
+
+            raise UsageError(f"{file} is a folder: score each of its files with --per doc")
         _eval(file, checkpoints or [], unk, show, json_out, threads, chunk, streams, burn_in)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
