@@ -168,10 +168,13 @@ _END = object()
 
 def stream_batches(units: Iterator[Unit], full: bool = False) -> Iterator[list[Unit]]:
     """The units in order, in batches of those already read (at least one; a limit that grows
-    from FIRST_BATCH to MAX_BATCH units or MAX_BATCH_BYTES bytes). full: wait for each batch to
-    reach its limit (or the end), so the batches, and with them the float32 roundings, are the
-    same on every run (for files, whose text is all there). Reading runs in a background
-    thread; its errors are raised here, after the batches before them."""
+    from FIRST_BATCH to MAX_BATCH units or MAX_BATCH_BYTES bytes), read in a background thread
+    whose errors are raised here, after the batches before them. full (files, whose text is all
+    there): read in this thread, each batch filled to its limit, so the batches, and with them
+    the float32 roundings, are the same on every run."""
+    if full:
+        yield from _full_batches(units)
+        return
     q: queue.Queue = queue.Queue(QUEUE_UNITS)
     stop = threading.Event()
 
@@ -213,13 +216,25 @@ def stream_batches(units: Iterator[Unit], full: bool = False) -> Iterator[list[U
                 if len(batch) >= limit or size >= MAX_BATCH_BYTES:
                     break
                 try:
-                    item = q.get() if full else q.get_nowait()
+                    item = q.get_nowait()
                 except queue.Empty:
                     break
             yield batch
             limit = min(2 * limit, MAX_BATCH)
     finally:
         stop.set()
+
+
+def _full_batches(units: Iterator[Unit]) -> Iterator[list[Unit]]:
+    limit, batch, size = FIRST_BATCH, [], 0
+    for unit in units:
+        batch.append(unit)
+        size += len(unit.raw)
+        if len(batch) >= limit or size >= MAX_BATCH_BYTES:
+            yield batch
+            batch, size, limit = [], 0, min(2 * limit, MAX_BATCH)
+    if batch:
+        yield batch
 
 
 def score_stream(

@@ -332,3 +332,17 @@ def test_a_folder_scored_whole_points_at_per_doc(tmp_path):
     make_checkpoint(tmp_path / "m.npz")
     (tmp_path / "d").mkdir()
     assert "--per doc" in one_line_error(run("d", "-c", "m.npz"), 2)
+
+
+def test_files_are_batched_the_same_way_every_time(monkeypatch):
+    from charrnn.units import Unit
+
+    def units(n, size=3):
+        return (Unit("f", i + 1, b"x" * size, 0) for i in range(n))
+
+    sizes = [len(b) for b in perline.stream_batches(units(100), full=True)]
+    assert sizes == [16, 32, 52]
+    monkeypatch.setattr(perline, "MAX_BATCH_BYTES", 10)
+    assert [len(b) for b in perline.stream_batches(units(7), full=True)] == [4, 3]
+    streamed = list(perline.stream_batches(units(100)))  # as they come: any cut, same order
+    assert [u.line for b in streamed for u in b] == list(range(1, 101))
