@@ -44,3 +44,4 @@ def test_what_is_written_to_stdout_meanwhile_stays_on_stdout(monkeypatch, capsys
         sys.stdout.write("row 2\n")
     out, err = capsys.readouterr()
     assert out == "row 1\nrow 2\n" and "row" not in err
+    assert "scoring" in err and "/10 chars" in err  # the bar itself was drawn, on stderr
