@@ -133,9 +133,10 @@ def prepare(req: Request):
     base = resumed or init
 
     sources, globs = list(req.sources), list(req.globs)
+    if resumed is not None and not globs:  # the run's own --glob, unless another is given
+        globs = list(resumed.meta.get("corpus", {}).get("glob") or [])
     if not sources and resumed is not None:
-        fp = resumed.meta.get("corpus", {})
-        sources, globs = list(fp.get("sources", [])), globs or list(fp.get("glob") or [])
+        sources = list(resumed.meta.get("corpus", {}).get("sources", []))
         if not sources or not all(Path(s).exists() for s in sources):
             raise UsageError(
                 f"the corpus this run trained on ({', '.join(sources) or 'stdin'}) is not "

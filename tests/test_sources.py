@@ -142,6 +142,17 @@ def test_cli_trains_on_the_files_in_order_and_says_what_it_skipped(tree, tmp_pat
     assert r.exit_code == 0, r.stderr
 
 
+def test_a_globbed_run_resumes_with_its_glob(tree):
+    args = [*TINY, "--quiet", "--out", "ck", "--name", "py"]
+    assert train(str(tree), "--glob", "*.txt", *args, "--steps", "2").exit_code == 0
+    r = train(str(tree), *args, "--steps", "3", "--resume", "ck/py-latest.npz")  # same folder
+    assert r.exit_code == 0, r.stderr
+    r = train(*args, "--steps", "4", "--resume", "ck/py-latest.npz")  # no folder named
+    assert r.exit_code == 0, r.stderr
+    r = train(str(tree), "--glob", "b.*", *args, "--steps", "5", "--resume", "ck/py-latest.npz")
+    assert "differs" in one_line_error(r, 2)  # another selection is another corpus
+
+
 def test_the_fingerprint_covers_the_file_list(tmp_path):
     d = tmp_path / "d"
     d.mkdir()

@@ -39,8 +39,8 @@ HELP = (
 def command(
     files: list[str] = typer.Argument(
         None,
-        metavar="[FILE|-]...",
-        help="Text to score; - reads stdin; several files with --per. "
+        metavar="FILE|-",
+        help="Text to score; - reads stdin; several files, or a folder, with --per. "
         "\\[default: each checkpoint's own test split]",
         show_default=False,
     ),
