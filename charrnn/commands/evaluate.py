@@ -22,11 +22,10 @@ HELP = (
     "blank lines; with several files or a folder, each file): one row each, in input order, "
     "streamed as the input arrives: line, characters, nats and bits per character and the text "
     "(TSV when stdout is not a terminal, a table on a terminal, one JSON object per row with "
-    "--json). "
-    "Each is scored as itself followed by a newline, from the state after the model has read a "
-    "newline, so every row stands alone. With several checkpoints each row has every model's "
-    "bits per character and `best`, the model that found it least surprising: classification "
-    "by competing language models.\n\n"
+    "--json). Each is scored as itself followed by a newline, from the state after the model "
+    "has read a newline, so every row stands alone. With several checkpoints each row has every "
+    "model's bits per character and `best`, the model that found it least surprising: "
+    "classification by competing language models.\n\n"
     "Examples:\n\n"
     "  charrnn eval                                  # newest run's best, on its test split\n\n"
     "  charrnn eval test.txt -c checkpoints/poems-best.npz\n\n"
@@ -99,18 +98,8 @@ def command(
             run_per(files or [], checkpoints or [], per, unk, show, json_out, threads, streams,
                     burn_in)  # fmt: skip
             return
-        if files and len(files) > 1:
-            from charrnn.errors import UsageError
-
-            raise UsageError(
-                "several texts: score each file with --per doc, or join them into one file"
-            )
-        file = files[0] if files else None
-        if file is not None and file != "-" and Path(file).is_dir():
-            from charrnn.errors import UsageError
-
-            raise UsageError(f"{file} is a folder: score each of its files with --per doc")
-        _eval(file, checkpoints or [], unk, show, json_out, threads, chunk, streams, burn_in)
+        _eval(files or [], checkpoints or [], unk, show, json_out, threads, chunk, streams,
+              burn_in)  # fmt: skip
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
@@ -119,8 +108,14 @@ command.__doc__ = HELP
 command = handle_errors(command)
 
 
-def _eval(file, paths, unk, show, json_out, threads, chunk, streams, burn_in) -> None:
+def _eval(files, paths, unk, show, json_out, threads, chunk, streams, burn_in) -> None:
     from charrnn.errors import UsageError
+
+    if len(files) > 1:
+        raise UsageError("several texts: score each file with --per doc, or join them into one")
+    file = files[0] if files else None
+    if file is not None and file != "-" and Path(file).is_dir():
+        raise UsageError(f"{file} is a folder: score each of its files with --per doc")
 
     if unk not in ("error", "skip"):
         raise UsageError(f"--unk must be error or skip, got {unk!r}")
