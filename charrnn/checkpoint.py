@@ -6,7 +6,8 @@ Layout (every member a plain .npy, never pickled):
   state/<name>   recurrent state, names from config.state_names, each (L, B, H), float
   vocab          (V,) int32 sorted distinct Unicode code points
   meta           0-d unicode array holding one JSON object; `save` adds format_version,
-                 charrnn_version and model_config (ModelConfig.to_dict()) to it
+                 charrnn_version and model_config (ModelConfig.to_dict()) to it, and
+                 vocab_kind "bytes" for a byte model (absent: a character vocabulary)
 
 `save` writes a temp file beside the target, fsyncs it and renames it over the target, so a
 crash or a full disk never leaves a half-written checkpoint at `path`. `load` reads the zip
@@ -209,6 +210,9 @@ def _arrays_to_write(ckpt: Checkpoint) -> dict[str, np.ndarray]:
         charrnn_version=charrnn.__version__,
         model_config=cfg.to_dict(),
     )
+    meta.pop("vocab_kind", None)
+    if ckpt.vocab.is_bytes:
+        meta["vocab_kind"] = "bytes"
     _check_json(meta)
     arrays["vocab"] = np.ascontiguousarray(ckpt.vocab.codepoints, dtype=np.int32)
     arrays["meta"] = np.array(json.dumps(meta))  # 0-d <U; ensure_ascii keeps it plain
@@ -513,8 +517,11 @@ def _from_arrays(arrays: dict[str, np.ndarray]) -> Checkpoint:
                 f"its vocab is a {vocab_arr.dtype} array of shape {_shape(vocab_arr.shape)}, "
                 "expected int32 code points (V,)"
             )
+        kind = meta.get("vocab_kind", "chars")
+        if kind not in ("chars", "bytes"):
+            raise _Mismatch(f"its vocab_kind {reprlib.repr(kind)} is neither chars nor bytes")
         try:
-            vocab = Vocab(vocab_arr)
+            vocab = Vocab(vocab_arr, kind=kind)
         except CharrnnError as e:
             raise _Mismatch(f"its vocab is invalid: {e}") from None
         _check_vocab(cfg, vocab)

@@ -382,11 +382,12 @@ class Text:
     corpus: dict[str, Any] | None = None  # fingerprint of the file(s) it came from
 
 
-def read_text(source: str) -> Text:
-    """A text file (or "-" for stdin), read like a training corpus (UTF-8, BOM dropped)."""
+def read_text(source: str, as_bytes: bool = False) -> Text:
+    """A text file (or "-" for stdin), read like a training corpus (UTF-8, BOM dropped); for a
+    byte model, its bytes as they are (byte b is the symbol chr(b))."""
     from charrnn.data import load_corpus
 
-    corpus = load_corpus([source])
+    corpus = load_corpus([source], encoding="latin-1" if as_bytes else "utf-8")
     label = "<stdin>" if source == "-" else source
     return Text(label, corpus.ids, corpus.vocab, None, dict(corpus.fingerprint))
 
@@ -413,7 +414,7 @@ def test_split(meta: dict[str, Any], where: str = "the checkpoint") -> Text:
             "score (charrnn eval FILE)"
         )
     sources = [str(s) for s in sources]
-    missing = [s for s in sources if not Path(s).is_file()]
+    missing = [s for s in sources if not Path(s).exists()]
     if missing:
         raise CorpusError(
             f"{where} was trained on {', '.join(sources)}; {missing[0]} is not found: put it "
@@ -423,9 +424,13 @@ def test_split(meta: dict[str, Any], where: str = "the checkpoint") -> Text:
         cfg = TrainConfig.from_dict(meta["train_config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where} has a damaged train_config ({e})") from None
-    corpus = load_corpus(
-        sources, encoding=fp.get("encoding", "utf-8"), errors=fp.get("errors", "strict")
-    )
+    from charrnn.sources import expand
+
+    as_bytes = fp.get("encoding") == "bytes"  # a byte model: byte b is the symbol chr(b)
+    encoding = "latin-1" if as_bytes else fp.get("encoding", "utf-8")
+    errors = fp.get("errors", "strict")
+    files = expand(sources, fp.get("glob"), encoding, errors, as_bytes=as_bytes).files
+    corpus = load_corpus(files, encoding=encoding, errors=errors)
     if corpus.fingerprint.get("sha256") != fp.get("sha256"):
         raise CorpusError(
             f"{', '.join(sources)} changed since {where} was trained on it (sha256 "
@@ -439,7 +444,7 @@ def test_split(meta: dict[str, Any], where: str = "the checkpoint") -> Text:
             "(charrnn eval FILE)"
         )
     ids = corpus.ids[test]
-    label = f"test split of {corpus.name}"
+    label = f"test split of {fp.get('name') or corpus.name}"
     return Text(label, ids, corpus.vocab, "test", dict(corpus.fingerprint))
 
 
@@ -472,6 +477,23 @@ def to_model_ids(text: Text, vocab: Vocab, unk: str = "error") -> tuple[np.ndarr
         out[kept : kept + mapped.size] = mapped
         kept += mapped.size
     return out[:kept], n - kept
+
+
+def load_models(paths: list, threads: int = 0) -> list[tuple]:
+    """(path, Checkpoint, CharRNN) for each --checkpoint given (default: checkpoints/), all
+    loaded and checked before any work; byte and character models cannot be mixed (their
+    scores are per byte and per character)."""
+    from charrnn.checkpoint import resolve_checkpoint
+
+    resolved = [resolve_checkpoint(p) for p in paths] or [resolve_checkpoint(None)]
+    models = [(path, *load_model(path, threads)) for path in resolved]
+    kinds = {ckpt.vocab.kind for _, ckpt, _ in models}
+    if len(kinds) > 1:
+        raise UsageError(
+            "byte models (--bytes) and character models score different units (bits per byte, "
+            "bits per character): compare models of one kind"
+        )
+    return models
 
 
 def load_model(path, threads: int = 0):

@@ -18,6 +18,7 @@ from charrnn import cells
 from charrnn.vocab import escape
 
 DEFAULT_CHUNK = 2048  # T: steps per forward call
+CORPUS_EXTRAS = ("encoding", "files", "list_sha256", "glob", "skipped", "skipped_files")
 
 
 # --------------------------------------------------------------------------------- summary
@@ -61,8 +62,9 @@ def summarize(ckpt, path) -> dict[str, Any]:
         "tensors": tensors,
         "total_params": sum(t["params"] for t in tensors),
         "vocab": {
+            "kind": ckpt.vocab.kind,  # chars, or bytes: the 256 byte values
             "size": len(ckpt.vocab),
-            "symbols": [escape(c) for c in ckpt.vocab.chars],
+            "symbols": [escape(c) for c in ckpt.vocab.chars] if not ckpt.vocab.is_bytes else [],
         },
         "step": meta.get("step"),
         "epoch": _num(meta.get("epoch")),
@@ -75,6 +77,9 @@ def summarize(ckpt, path) -> dict[str, Any]:
             "bytes": corpus.get("bytes"),
             "sha256": corpus.get("sha256"),
             "sources": corpus.get("sources"),
+            # when the checkpoint says: the encoding ("bytes": a byte model), the file list
+            # (charrnn/sources.py: count, digest, glob) and the files left out
+            **{k: corpus[k] for k in CORPUS_EXTRAS if k in corpus},
         },
         "sizing": meta.get("sizing") if isinstance(meta.get("sizing"), dict) else None,
         "best_val_loss": best,
@@ -124,9 +129,13 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
     sizing = info.get("sizing")
     if sizing and isinstance(sizing.get("reason"), str):
         head.add_row("chosen", f"for the budget: {sizing['reason']}")
-    head.add_row(
-        "vocabulary", f"{info['vocab']['size']} symbols: " + " ".join(info["vocab"]["symbols"])
-    )
+    if info["vocab"]["kind"] == "bytes":
+        head.add_row("vocabulary", "the 256 byte values (a byte model: --bytes)")
+    else:
+        head.add_row(
+            "vocabulary",
+            f"{info['vocab']['size']} symbols: " + " ".join(info["vocab"]["symbols"]),
+        )
     if info["nonfinite_tensors"]:
         head.add_row("[red]warning[/]", "NaN/inf in " + ", ".join(info["nonfinite_tensors"]))
     out.append(head)
@@ -154,6 +163,15 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
     corpus = f"{c['name'] or '—'}  {fmt(c['chars'])} chars  {fmt(c['bytes'])} bytes"
     train.add_row("corpus", corpus)
     train.add_row("sha256", c["sha256"] or "—")
+    if c.get("files") is not None:
+        globs = "  glob " + " ".join(c["glob"]) if c.get("glob") else ""
+        train.add_row("files", f"{c['files']:,}  list sha256 {c.get('list_sha256')}{globs}")
+    if c.get("skipped"):
+        kinds = ", ".join(f"{n} {r}" for r, n in c["skipped"].items())
+        listed = c.get("skipped_files") or []
+        more = sum(c["skipped"].values()) - len(listed)
+        tail = f"\n... and {more} more" if more > 0 else ""
+        train.add_row("skipped", f"{kinds}:\n" + "\n".join(listed) + tail)
     best = info["best_val_loss"]
     if best is not None:
         train.add_row(

@@ -77,6 +77,9 @@ class Request:
     force: bool = False
     encoding: str = "utf-8"
     errors: str = "strict"
+    errors_given: bool = False  # --errors given: strict then stops on a folder's non-text files
+    globs: list[str] = field(default_factory=list)  # --glob: files to read under folders
+    as_bytes: bool = False  # --bytes: the vocabulary is the 256 byte values
     preset: str | None = None
     # the budget (--max-time seconds, --steps, --epochs); a new run's size is chosen for it
     seconds: float | None = None
@@ -114,18 +117,6 @@ def _corpus_name(sources: list[str]) -> str:
         return "stdin"
     stem = re.sub(r"[^\w.-]+", "-", Path(first).stem).strip("-.")
     return stem or "model"
-
-
-def _vocab_mismatch(ckpt_vocab, corpus_vocab) -> str:
-    missing = sorted(set(corpus_vocab.chars) - set(ckpt_vocab.chars))
-    from charrnn.vocab import escape
-
-    shown = ", ".join(repr(escape(c)) for c in missing[:8])
-    extra = f"; the corpus has characters it does not know: {shown}" if missing else ""
-    return (
-        f"vocabulary mismatch: the checkpoint knows {len(ckpt_vocab)} symbols, "
-        f"the corpus has {len(corpus_vocab)}{extra}"
-    )
 
 
 def _size_for_budget(req: Request, cfg: ModelConfig, train_chars: int, chars_per_step: int):
@@ -167,9 +158,12 @@ def prepare(req: Request):
     """Load the corpus and build (or restore) a `train.Run`. Returns (run, warnings)."""
     from charrnn.checkpoint import load
     from charrnn.data import Batches, default_corpus_path, fit_batch, load_corpus, split_ids
+    from charrnn.finetune import carry_weights, fit_vocab, remap_ids
     from charrnn.model import CharRNN
     from charrnn.optim import make_optimizer
+    from charrnn.sources import expand
     from charrnn.train import Run
+    from charrnn.vocab import Vocab
 
     warnings: list[str] = []
     resumed = load(req.resume) if req.resume is not None else None
@@ -178,20 +172,31 @@ def prepare(req: Request):
         raise UsageError("--resume and --init-from contradict each other: use one")
     base = resumed or init
 
-    sources = list(req.sources)
+    sources, globs = list(req.sources), list(req.globs)
+    if resumed is not None and not globs:  # the run's own --glob, unless another is given
+        globs = list(resumed.meta.get("corpus", {}).get("glob") or [])
     if not sources and resumed is not None:
         sources = list(resumed.meta.get("corpus", {}).get("sources", []))
-        if not sources or not all(Path(s).is_file() for s in sources):
+        if not sources or not all(Path(s).exists() for s in sources):
             raise UsageError(
                 f"the corpus this run trained on ({', '.join(sources) or 'stdin'}) is not "
                 "found: pass it as CORPUS"
             )
     sources = sources or [str(default_corpus_path())]
-    corpus = load_corpus(sources, encoding=req.encoding, errors=req.errors)
+    if req.as_bytes and base is not None and not base.vocab.is_bytes:
+        raise UsageError("--bytes: the checkpoint is a character model (a byte model has 256)")
+    as_bytes = req.as_bytes or (base is not None and base.vocab.is_bytes)
+    if as_bytes and (req.encoding != "utf-8" or req.errors_given):
+        raise UsageError("--bytes reads the bytes as they are: leave out --encoding and --errors")
+    encoding = "latin-1" if as_bytes else req.encoding  # byte b is the symbol chr(b)
+    strict = req.errors_given and req.errors == "strict"  # stop on a folder's non-text files
+    found = expand(sources, globs, encoding, req.errors, strict=strict, as_bytes=as_bytes)
+    corpus = load_corpus(found.files, encoding=encoding, errors=req.errors)
     if len(corpus.vocab) < 2:
         raise CharrnnError(
             f"{corpus.name} has a single distinct character: there is nothing to learn"
         )
+    vocab = Vocab.of_bytes() if as_bytes else corpus.vocab
 
     train_cfg = req.train
     if base is not None:
@@ -202,13 +207,15 @@ def prepare(req: Request):
                     f"--{name.replace('_', '-')} cannot change when continuing from a checkpoint "
                     f"(it has {getattr(arch, name)})"
                 )
+        vocab, added = fit_vocab(base.vocab, vocab, resuming=resumed is not None)
+        warnings += [added] if added else []
         model_cfg = dataclasses.replace(
-            arch, dropout=req.model["dropout"] if "dropout" in req.explicit else arch.dropout
+            arch,
+            dropout=req.model["dropout"] if "dropout" in req.explicit else arch.dropout,
+            vocab_size=len(vocab),
         )
-        if base.vocab != corpus.vocab:
-            raise CheckpointError(_vocab_mismatch(base.vocab, corpus.vocab))
     else:
-        model_cfg = ModelConfig(vocab_size=len(corpus.vocab), **req.model)
+        model_cfg = ModelConfig(vocab_size=len(vocab), **req.model)
     model_cfg.validate()
 
     if resumed is not None:
@@ -234,9 +241,13 @@ def prepare(req: Request):
                 "or use --init-from to start a new run from these weights"
             )
 
-    n = len(corpus.ids)
+    ids = corpus.ids
+    if vocab != corpus.vocab:  # a byte model, or a checkpoint's vocabulary holding more
+        spill = corpus.cache_path.parent if corpus.cache_path is not None else None
+        ids = remap_ids(corpus.ids, corpus.vocab, vocab, spill)
+    n = len(ids)
     train_sl, val_sl, _ = split_ids(n, train_cfg.val_fraction, train_cfg.test_fraction)
-    train_ids, val_ids = corpus.ids[train_sl], corpus.ids[val_sl]
+    train_ids, val_ids = ids[train_sl], ids[val_sl]
     batch, seq, warning = fit_batch(len(train_ids), train_cfg.batch, train_cfg.seq)
     if warning:
         warnings.append(warning)
@@ -248,7 +259,7 @@ def prepare(req: Request):
     rng = np.random.Generator(np.random.PCG64(train_cfg.rng_seed))
     model = CharRNN.create(model_cfg, rng)
     if base is not None:
-        model.flat[:] = CharRNN.from_params(base.config, base.params).flat
+        carry_weights(model, base.config, base.params, base.vocab, vocab)
     model.set_threads(train_cfg.threads)  # 0: all cores
     optimizer = make_optimizer(train_cfg, model.flat.size, model.flat.dtype)
 
@@ -262,13 +273,16 @@ def prepare(req: Request):
     _check_out_dir(out)
     corpus_meta = dict(corpus.fingerprint)
     corpus_meta["sources"] = [str(Path(s).resolve()) for s in sources if s != "-"]
-    corpus_meta.update(encoding=req.encoding, errors=req.errors)
+    corpus_meta.update(encoding="bytes" if as_bytes else req.encoding, errors=req.errors)
+    corpus_meta.update(found.meta())
+    if found.folders:
+        corpus_meta["name"] = found.name
     run = Run(
         model=model,
         optimizer=optimizer,
         batches=Batches(train_ids, batch=batch, seq=seq),
         val_ids=val_ids,
-        vocab=corpus.vocab,
+        vocab=vocab,
         train_config=train_cfg,
         corpus=corpus_meta,
         out_dir=out,
@@ -284,6 +298,7 @@ def prepare(req: Request):
                 f"{req.resume}: cannot resume from it, its training state is incomplete or "
                 f"damaged ({type(e).__name__}: {e}); use --init-from to take its weights only"
             ) from None
+    warnings += found.warnings(str(run.latest_path))
     for path in (run.latest_path, run.best_path):
         owner = _existing_run_id(path)
         if owner is not None and owner != run.run_id and not req.force:

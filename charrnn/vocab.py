@@ -1,4 +1,11 @@
-"""The vocabulary: the sorted set of Unicode code points of a corpus, one symbol each."""
+"""The vocabulary: the sorted set of Unicode code points of a corpus, one symbol each; or, for a
+byte model (`charrnn train --bytes`), the 256 byte values.
+
+A byte vocabulary holds the code points 0..255 and kind "bytes": byte b is the symbol chr(b)
+(Latin-1), so every str-based path (encode, decode, sampling) works unchanged on its symbols.
+`symbols` turns what a user gives (text or bytes) into a model's symbols; `raw` turns symbols
+back into the bytes to write; `readable` into text to show.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,15 @@ def _codepoints(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
 
 
+def _utf8(text: str) -> bytes:
+    """UTF-8 bytes of a str; bytes that arrived undecodable (surrogate escapes, as in sys.argv)
+    become those bytes again; any other lone surrogate becomes '?'."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
 def escape(ch: str) -> str:
     """A printable rendering of one symbol: '\\n', '\\t', 'U+0000' for other non-printables."""
     named = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␠"}
@@ -20,13 +36,20 @@ def escape(ch: str) -> str:
     return ch if ch.isprintable() else f"U+{ord(ch):04X}"
 
 
+KINDS = ("chars", "bytes")
+
+
 class Vocab:
     """Maps characters to ids 0..V-1 in code-point order.
 
-    `codepoints` is a sorted, distinct int32 array (V,). Stored in every checkpoint as `vocab`.
+    `codepoints` is a sorted, distinct int32 array (V,). Stored in every checkpoint as `vocab`;
+    kind "bytes" as meta["vocab_kind"].
     """
 
-    def __init__(self, codepoints) -> None:
+    def __init__(self, codepoints, kind: str = "chars") -> None:
+        if kind not in KINDS:
+            raise CharrnnError(f"unknown vocabulary kind {kind!r}: chars or bytes")
+        self.kind = kind
         cps = np.asarray(codepoints, dtype=np.int64).reshape(-1)
         if cps.size == 0:
             raise CharrnnError("the vocabulary is empty")
@@ -34,6 +57,8 @@ class Vocab:
             raise CharrnnError("the vocabulary holds values that are not Unicode code points")
         if np.any(np.diff(cps) <= 0):
             raise CharrnnError("the vocabulary is not sorted and distinct")
+        if kind == "bytes" and not np.array_equal(cps, np.arange(256)):
+            raise CharrnnError("a byte vocabulary holds exactly the 256 byte values 0..255")
         self.codepoints = cps.astype(np.int32)
         self._chars = [chr(int(c)) for c in self.codepoints]
 
@@ -41,14 +66,52 @@ class Vocab:
     def from_text(cls, text: str) -> Vocab:
         return cls(np.unique(_codepoints(text)))
 
+    @classmethod
+    def of_bytes(cls) -> Vocab:
+        """The 256 byte values (a byte model's vocabulary)."""
+        return cls(np.arange(256), kind="bytes")
+
+    @property
+    def is_bytes(self) -> bool:
+        return self.kind == "bytes"
+
+    def symbols(self, text: str | bytes) -> str:
+        """What a user gives, as this vocabulary's symbols. Byte vocabulary: bytes as they are,
+        text as its UTF-8 bytes. Character vocabulary: text as it is, bytes decoded as UTF-8
+        (invalid bytes: a CharrnnError)."""
+        if self.is_bytes:
+            return bytes(_utf8(text) if isinstance(text, str) else text).decode("latin-1")
+        if isinstance(text, str):
+            return text
+        try:
+            return bytes(text).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CharrnnError(f"invalid UTF-8 at byte {e.start} of the text") from None
+
+    def raw(self, symbols: str) -> bytes:
+        """The bytes to write for a string of this vocabulary's symbols (UTF-8 for characters;
+        a lone surrogate, which UTF-8 cannot hold, becomes '?')."""
+        if self.is_bytes:
+            return symbols.encode("latin-1")
+        return symbols.encode("utf-8", "replace")
+
+    def readable(self, symbols: str) -> str:
+        """Symbols as text to show a person: a byte model's bytes decoded as UTF-8 (invalid
+        bytes as U+FFFD); characters as they are."""
+        return self.raw(symbols).decode("utf-8", "replace") if self.is_bytes else symbols
+
     def __len__(self) -> int:
         return int(self.codepoints.size)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocab) and np.array_equal(self.codepoints, other.codepoints)
+        return (
+            isinstance(other, Vocab)
+            and self.kind == other.kind
+            and np.array_equal(self.codepoints, other.codepoints)
+        )
 
     def __hash__(self) -> int:
-        return hash(self.codepoints.tobytes())
+        return hash((self.kind, self.codepoints.tobytes()))
 
     @property
     def chars(self) -> list[str]:

@@ -17,3 +17,11 @@ def tinyshakespeare() -> Path:
     if not TINY_SHAKESPEARE.exists():
         pytest.skip("../shared/corpora/tinyshakespeare.txt is not present")
     return TINY_SHAKESPEARE
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch) -> Path:
+    """Work in tmp_path with a private corpus cache (for `pytest.mark.usefixtures`)."""
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -168,7 +168,7 @@ def test_other_runs_checkpoint_is_not_overwritten(corpus, tmp_path):
     "args, code, words",
     [
         (["{missing}"], 1, "no such file"),
-        (["{dir}"], 1, "directory"),
+        (["{dir}"], 1, "no text files in it"),  # a folder is read; an empty one is an error
         (["{empty}"], 1, "empty"),
         (["{corpus}", "--hidden", "0"], 2, "hidden"),
         (["{corpus}", "--dropout", "1.5"], 2, "dropout"),
@@ -205,23 +205,17 @@ def test_bad_input_is_one_line(corpus, tmp_path, args, code, words):
     assert words.lower() in err.lower(), err
 
 
-def test_init_from_vocabulary_mismatch(corpus, tmp_path):
+def test_resume_refuses_text_with_new_characters(corpus, tmp_path):
+    """--init-from extends the vocabulary (tests/test_finetune.py); --resume never does."""
     out = tmp_path / "ck"
     assert train(str(corpus), *TINY, "--steps", "2", "--out", str(out), "--quiet").exit_code == 0
     other = tmp_path / "other.txt"
     other.write_text("zzzz qqqq 12345 ☃☃☃ " * 50, encoding="utf-8")
     r = train(
-        str(other),
-        *TINY,
-        "--steps",
-        "2",
-        "--out",
-        str(tmp_path / "o"),
-        "--quiet",
-        "--init-from",
-        str(out / "corpus-latest.npz"),
+        str(other), *TINY, "--steps", "4", "--quiet", "--resume", str(out / "corpus-latest.npz")
     )
-    assert "vocabulary" in one_line_error(r, 1)
+    err = one_line_error(r, 1)
+    assert "vocabulary" in err and "'☃'" in err and "--init-from" in err
 
 
 def test_init_from_takes_weights_with_fresh_optimizer(corpus, tmp_path):

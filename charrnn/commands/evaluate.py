@@ -18,21 +18,29 @@ HELP = (
     "the first is context). Without FILE, each checkpoint is scored on the test split of the "
     "corpus it was trained on, cut exactly as training cut it (the file must still be there, "
     "unchanged). Several checkpoints are ranked by bits per character.\n\n"
+    "--per line scores every line on its own, --per doc every document (the lines between "
+    "blank lines; with several files or a folder, each file): one row each, in input order, "
+    "streamed as the input arrives: line, characters, nats and bits per character and the text "
+    "(TSV when stdout is not a terminal, a table on a terminal, one JSON object per row with "
+    "--json). Each is scored as itself followed by a newline, from the state after the model "
+    "has read a newline, so every row stands alone. With several checkpoints each row has every "
+    "model's bits per character and `best`, the model that found it least surprising: "
+    "classification by competing language models.\n\n"
     "Examples:\n\n"
     "  charrnn eval                                  # newest run's best, on its test split\n\n"
     "  charrnn eval test.txt -c checkpoints/poems-best.npz\n\n"
     "  charrnn eval test.txt -c a-best.npz -c b-best.npz --json\n\n"
-    "  charrnn eval quote.txt --show                 # colour each character by its surprisal\n"
+    "  charrnn eval quote.txt --show                 # colour each character by its surprisal\n\n"
+    "  charrnn eval --per line mail.txt -c spam.npz -c ham.npz | cut -f1,5   # line, best\n"
 )
-
-PROGRESS_MIN = 100_000  # characters: shorter texts get no progress bar
 
 
 def command(
-    file: str | None = typer.Argument(
+    files: list[str] = typer.Argument(
         None,
         metavar="FILE|-",
-        help="Text to score; - reads stdin. \\[default: each checkpoint's own test split]",
+        help="Text to score; - reads stdin; several files, or a folder, with --per. "
+        "\\[default: each checkpoint's own test split]",
         show_default=False,
     ),
     checkpoints: list[Path] = typer.Option(
@@ -43,8 +51,17 @@ def command(
         "\\[default: checkpoints/]",
         show_default=False,
     ),
+    per: str | None = typer.Option(
+        None,
+        "--per",
+        help="Score each line, or each doc (blank-line separated; one per file with several "
+        "files or a folder), on its own: one row each, streamed.",
+    ),
     unk: str = typer.Option(
-        "error", "--unk", help="Characters the model never saw: error, or skip them."
+        "error",
+        "--unk",
+        help="Characters the model never saw (and, with --per, bytes that are not UTF-8): "
+        "error, or skip them (counted in `skipped`).",
     ),
     show: bool = typer.Option(
         False,
@@ -53,7 +70,9 @@ def command(
         "(TSV of character and bits when stdout is not a terminal).",
     ),
     json_out: bool = typer.Option(
-        False, "--json", help="One JSON object per checkpoint, one per line (for scripts)."
+        False,
+        "--json",
+        help="One JSON object per checkpoint (per row with --per), one per line (for scripts).",
     ),
     threads: int = typer.Option(0, "--threads", help="Cores to use; 0 = all."),
     streams: int = typer.Option(
@@ -73,7 +92,14 @@ def command(
     chunk: int = typer.Option(2048, "--chunk", hidden=True),
 ) -> None:
     try:
-        _eval(file, checkpoints or [], unk, show, json_out, threads, chunk, streams, burn_in)
+        if per is not None:
+            from charrnn.commands.eval_per import run_per
+
+            run_per(files or [], checkpoints or [], per, unk, show, json_out, threads, streams,
+                    burn_in)  # fmt: skip
+            return
+        _eval(files or [], checkpoints or [], unk, show, json_out, threads, chunk, streams,
+              burn_in)  # fmt: skip
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
@@ -82,8 +108,14 @@ command.__doc__ = HELP
 command = handle_errors(command)
 
 
-def _eval(file, paths, unk, show, json_out, threads, chunk, streams, burn_in) -> None:
+def _eval(files, paths, unk, show, json_out, threads, chunk, streams, burn_in) -> None:
     from charrnn.errors import UsageError
+
+    if len(files) > 1:
+        raise UsageError("several texts: score each file with --per doc, or join them into one")
+    file = files[0] if files else None
+    if file is not None and file != "-" and Path(file).is_dir():
+        raise UsageError(f"{file} is a folder: score each of its files with --per doc")
 
     if unk not in ("error", "skip"):
         raise UsageError(f"--unk must be error or skip, got {unk!r}")
@@ -100,17 +132,18 @@ def _eval(file, paths, unk, show, json_out, threads, chunk, streams, burn_in) ->
     if show and len(paths) > 1:
         raise UsageError("--show colours the text for one checkpoint: give a single --checkpoint")
 
-    from charrnn.checkpoint import resolve_checkpoint
-    from charrnn.evaluate import load_model, read_text, score_ids, test_split, to_model_ids
+    from charrnn.evaluate import load_models, read_text, score_ids, test_split, to_model_ids
+    from charrnn.progress import DelayedBar
 
-    paths = [resolve_checkpoint(p) for p in paths] or [resolve_checkpoint(None)]
-    models = [(path, *load_model(path, threads)) for path in paths]  # all checked before work
-    shared = read_text(file) if file is not None else None
+    models = load_models(paths, threads)  # all checked before work
+    as_bytes = models[0][1].vocab.is_bytes
+    shared = read_text(file, as_bytes=as_bytes) if file is not None else None
     results = []
     for path, ckpt, model in models:
         text = shared if shared is not None else test_split(ckpt.meta, str(path))
         ids, skipped = to_model_ids(text, ckpt.vocab, unk)
-        with _progress(int(ids.shape[0]) - 1) as progress:
+        label = f"scoring with {path.name}" if len(models) > 1 else "scoring"
+        with DelayedBar(label, int(ids.shape[0]) - 1) as progress:
             score = score_ids(
                 model,
                 ids,
@@ -152,6 +185,7 @@ def _record(path, ckpt, text, score, skipped) -> dict:
         "text": text.label,
         "split": text.split,
         "sha256": (text.corpus or {}).get("sha256"),
+        "vocab_kind": ckpt.vocab.kind,  # bytes: chars and the figures count bytes
         "chars": score.chars,
         "skipped": skipped,
         "nats_per_char": _finite(score.nats_per_char),
@@ -166,42 +200,6 @@ def _record(path, ckpt, text, score, skipped) -> dict:
     }
 
 
-class _progress:
-    """A Rich progress bar on stderr for long texts on a terminal; else nothing."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.bar = None
-
-    def __enter__(self):
-        if self.total < PROGRESS_MIN or not sys.stderr.isatty():
-            return None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("scoring"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self.bar.__enter__()
-        task = self.bar.add_task("scoring", total=self.total)
-        return lambda done: self.bar.update(task, completed=done)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-
 def _fmt(x, spec: str) -> str:
     return "—" if x is None else format(x, spec)
 
@@ -214,8 +212,9 @@ def _table(rows: list[dict]) -> None:
 
     skipped = any(r["skipped"] for r in rows)
     table = Table(show_edge=False)
-    columns = ["#", "checkpoint", "text", "chars", "bits/char", "nats/char", "perplexity"]
-    columns += ["skipped"] * skipped + ["chars/s"]
+    unit = "byte" if rows[0]["vocab_kind"] == "bytes" else "char"  # one kind per run
+    columns = ["#", "checkpoint", "text", f"{unit}s", f"bits/{unit}", f"nats/{unit}", "perplexity"]
+    columns += ["skipped"] * skipped + [f"{unit}s/s"]
     for name in columns:
         if name in ("checkpoint", "text"):  # paths wrap in their cell rather than lose their end
             table.add_column(name, overflow="fold")

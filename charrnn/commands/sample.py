@@ -162,6 +162,8 @@ def _sample(
     sep = None if separator is None else _unescape(separator)
     seed_text = _read_seed(seed)
 
+    import dataclasses
+
     import numpy as np
 
     from charrnn.checkpoint import load_finite, resolve_checkpoint
@@ -170,6 +172,11 @@ def _sample(
 
     path = resolve_checkpoint(checkpoint)
     ckpt = load_finite(path)
+    vocab = ckpt.vocab
+    seed_text = _seed_symbols(seed_text, vocab)
+    if vocab.is_bytes:  # a byte model: what was typed is taken as its UTF-8 bytes
+        options = dataclasses.replace(options, stop=tuple(map(vocab.symbols, options.stop)))
+        sep = None if sep is None else vocab.symbols(sep)
     weights = prepare(ckpt.config, ckpt.params, np.float32)
     if rng_seed is None:
         import secrets
@@ -187,9 +194,11 @@ def _sample(
         texts = list(starts)
         for piece in pieces:
             texts[piece.row] += piece.text
-        _write_json(path, texts, seed_text, seed_random, echo_seed, unk, options, rng_seed)
+        texts = [vocab.readable(t) for t in texts]  # a byte model's bytes as UTF-8 text
+        seed_shown = None if seed_text is None else vocab.readable(seed_text)
+        _write_json(path, texts, seed_shown, seed_random, echo_seed, unk, options, rng_seed)
         return
-    _stream(pieces, starts, sep)
+    _stream(pieces, starts, sep, vocab)
 
 
 def _notice(message: str) -> None:
@@ -198,34 +207,48 @@ def _notice(message: str) -> None:
         print(f"charrnn: {message}...", file=sys.stderr, flush=True)
 
 
-def _read_seed(seed: str | None) -> str | None:
-    from charrnn.errors import CharrnnError
-
+def _read_seed(seed: str | None) -> str | bytes | None:
+    """The seed as typed, or stdin's bytes for `--seed -` (decoded once the model is known)."""
     if seed != "-":
         return seed or None
     data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise CharrnnError(f"the seed on stdin is not valid UTF-8 ({e.reason})") from None
     return data or None
 
 
-class _Writer:
-    """Whole characters as UTF-8 bytes to stdout, flushed at once (the text is the payload)."""
+def _seed_symbols(seed: str | bytes | None, vocab) -> str | None:
+    """The seed as the model's symbols: a byte model takes bytes as they are and text as UTF-8;
+    a character model needs stdin's bytes to be UTF-8."""
+    from charrnn.errors import CharrnnError
 
-    def __init__(self) -> None:
+    if seed is None or vocab.is_bytes:
+        return None if seed is None else vocab.symbols(seed)
+    if isinstance(seed, bytes):
+        try:
+            return seed.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CharrnnError(f"the seed on stdin is not valid UTF-8 ({e.reason})") from None
+    return seed
+
+
+class _Writer:
+    """Whole characters as UTF-8 bytes to stdout, flushed at once (the text is the payload); a
+    byte model's symbols as the raw bytes they are."""
+
+    def __init__(self, vocab=None) -> None:
         self.out = getattr(sys.stdout, "buffer", None)
         self.tty = sys.stdout.isatty()
         self.last = ""
+        self.vocab = vocab
 
     def write(self, text: str) -> None:
         if not text:
             return
-        data = text.encode("utf-8", "replace")  # lone surrogates (never in UTF-8 text) -> ?
+        if self.vocab is not None:
+            data = self.vocab.raw(text)
+        else:
+            data = text.encode("utf-8", "replace")  # lone surrogates (never in UTF-8 text) -> ?
         if self.out is None:
-            sys.stdout.write(data.decode("utf-8"))
+            sys.stdout.write(data.decode("utf-8", "replace"))
             sys.stdout.flush()
         else:
             self.out.write(data)
@@ -233,9 +256,9 @@ class _Writer:
         self.last = text[-1]
 
 
-def _stream(pieces, starts: list[str], sep: str | None) -> None:
+def _stream(pieces, starts: list[str], sep: str | None, vocab=None) -> None:
     """Print sample 0 as it comes; later samples are buffered until the ones before are out."""
-    out = _Writer()
+    out = _Writer(vocab)
     k = len(starts)
     buffers = list(starts)
     finished = [False] * k

@@ -22,8 +22,11 @@ def _default(name: str) -> str:
 
 HELP = (
     "Train a character-level language model on text.\n\n"
-    "With no CORPUS, trains on the bundled Shakespeare plays. Checkpoints go to --out as "
-    "NAME-latest.npz (every evaluation) and NAME-best.npz (best validation loss).\n\n"
+    "With no CORPUS, trains on the bundled Shakespeare plays. A folder stands for every text "
+    "file under it, recursively, in sorted path order (hidden ones left out; binary and "
+    "undecodable files skipped with a warning). Checkpoints go to --out as NAME-latest.npz "
+    "(every evaluation) and NAME-best.npz (best validation loss). --init-from onto text with new "
+    "characters adds them to the vocabulary.\n\n"
     "With a budget (--max-time, --steps or --epochs) the model's size and dropout are chosen "
     "for it: the largest size the budget trains on enough characters per parameter (for "
     "--max-time, from the speed this machine shows), with dropout for its size against the "
@@ -32,7 +35,9 @@ HELP = (
     "Without a budget: 2x256, trained until val loss stops improving.\n\n"
     "Examples:\n\n"
     "  charrnn train poems.txt --max-time 10m\n\n"
-    "  cat *.py | charrnn train - --name code --model gru --hidden 512\n\n"
+    "  charrnn train src/ --glob '*.py' --name code --model gru --hidden 512\n\n"
+    "  charrnn train notes.txt --init-from checkpoints/shakespeare-best.npz  # fine-tune\n\n"
+    "  charrnn train firmware.bin --bytes\n\n"
     "  charrnn train --resume checkpoints/shakespeare-latest.npz --max-time 1h\n"
 )
 
@@ -45,7 +50,8 @@ DATA = "Data"
 
 def command(
     corpus: list[str] = typer.Argument(
-        None, help="Text file(s) to train on, or - for stdin. Default: the bundled corpus."
+        None,
+        help="Text file(s) or folder(s) to train on, or - for stdin. Default: the bundled corpus.",
     ),
     preset: str | None = typer.Option(
         None, help="Start from min-char-rnn's or char-rnn's defaults; other flags still win."
@@ -189,8 +195,25 @@ def command(
     encoding: str = typer.Option(
         "utf-8", help="Text encoding of the corpus.", rich_help_panel=DATA
     ),
-    errors: str = typer.Option(
-        "strict", help="Undecodable bytes: strict (error) or replace.", rich_help_panel=DATA
+    errors: str | None = typer.Option(
+        None,
+        help="Undecodable bytes: strict (an error, also for files under a folder, which are "
+        "otherwise skipped) or replace. \\[default: strict for files named, skip under folders]",
+        rich_help_panel=DATA,
+    ),
+    glob: list[str] = typer.Option(
+        None,
+        "--glob",
+        help="Under folders, read only files matching this pattern: '*.py' (by name), "
+        "'lib/*.py' (by path in the folder). Repeatable.",
+        rich_help_panel=DATA,
+    ),
+    as_bytes: bool = typer.Option(
+        False,
+        "--bytes",
+        help="The vocabulary is the 256 byte values: any file trains (any encoding, or none); "
+        "sampling writes raw bytes.",
+        rich_help_panel=DATA,
     ),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="No live view: one log line per evaluation on stderr."
@@ -210,7 +233,7 @@ def run_training(**o) -> None:
     from charrnn.errors import UsageError
     from charrnn.runs import Request, build_configs, parse_duration
 
-    if o["errors"] not in ("strict", "replace"):
+    if o["errors"] not in (None, "strict", "replace"):
         raise UsageError(f"--errors {o['errors']!r}: use strict or replace")
     for flag in ("steps", "eval_every"):
         if o[flag] is not None and o[flag] < 1:
@@ -262,7 +285,10 @@ def run_training(**o) -> None:
         init_from=o["init_from"],
         force=o["force"],
         encoding=o["encoding"],
-        errors=o["errors"],
+        errors=o["errors"] or "strict",
+        errors_given=o["errors"] is not None,
+        globs=list(o["glob"] or []),
+        as_bytes=o["as_bytes"],
         preset=o["preset"],
         seconds=seconds,
         steps=o["steps"],
@@ -371,7 +397,8 @@ def _sampler(run):
 
     def sample(model) -> str:
         weights = prepare(model.config, model.params)
-        return sample_texts(weights, run.vocab, prime, options, rng, engine="numpy")[0]
+        text = sample_texts(weights, run.vocab, prime, options, rng, engine="numpy")[0]
+        return run.vocab.readable(text)  # a byte model's bytes, shown as UTF-8
 
     return sample
 
