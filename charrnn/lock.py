@@ -13,6 +13,7 @@ while it writes (see `hold`), so an unlocked temporary file whose writer is gone
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
@@ -29,6 +30,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no locking
     fcntl = None  # type: ignore[assignment]
 
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 ORPHAN_AGE = 60.0  # seconds: a temporary file younger than this may not be locked by its writer yet
 
 
@@ -50,6 +52,7 @@ class RunLock:
         self.name = name
         self.fd: int | None = None
         self.took_over: dict | None = None
+        self.unsupported: str | None = None  # why the file system could not lock, if it could not
 
     def acquire(self) -> RunLock:
         if fcntl is None:  # pragma: no cover
@@ -62,8 +65,11 @@ class RunLock:
                 holder = _read_holder(fd)
                 os.close(fd)
                 raise RunBusy(self._busy_message(holder)) from None
-            except OSError:
+            except OSError as e:
                 os.close(fd)
+                if e.errno in _NO_LOCKS:  # a file system without locks: go on, unprotected
+                    self.unsupported = e.strerror or str(e)
+                    return self
                 raise
             # the file may have been removed (its holder released it) between open and flock:
             # then we hold a lock on a file nobody else will open; start again

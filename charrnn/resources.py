@@ -290,18 +290,54 @@ def _cpus() -> int:
     return cpu_count()
 
 
-def need_training(cfg: ModelConfig, train: TrainConfig) -> Need:
-    """What `charrnn train` allocates for a model of `cfg` trained with `train`: the parts that
-    live all along, plus the larger of a training step's and an evaluation's own."""
+def _shard_sizes(batch: int, threads: int) -> list[int]:
+    """Streams per shard, as model.CharRNN._shards cuts them."""
+    n = _shards(batch, threads)
+    return [(i + 1) * batch // n - i * batch // n for i in range(n)]
+
+
+def _validation_steps(batch: int, seq: int, val_chars: int | None) -> tuple[int, set[int]]:
+    """The streams and the step counts of train.validation_loss's model calls (each call of T
+    steps cut by model._infer into pieces of INFER_ROWS // streams); None: not known yet, so
+    as many streams as training, in calls as long as training's and a shorter last one."""
+    from charrnn.train import MAX_EVAL_CHARS
+
+    if val_chars is None:
+        return batch, {max(1, min(seq, INFER_ROWS // batch)), -1}
+    n = min(val_chars - 1, MAX_EVAL_CHARS)
+    if n < 1:
+        return batch, set()
+    b = max(1, min(batch, n))
+    length, steps = n // b, set()
+    for t in {min(seq, length), length % seq} - {0}:
+        piece = max(1, min(t, INFER_ROWS // b))
+        steps |= {piece, t % piece} - {0}
+    return b, steps
+
+
+def _work_sets(cfg: ModelConfig, train: TrainConfig, val_chars: int | None) -> int:
+    """Bytes of every model._Work the run keeps: one per (shard, streams, steps) shape, for the
+    training steps and the validation calls (a shape they share is one set)."""
+    shapes = {(i, bs, train.seq) for i, bs in enumerate(_shard_sizes(train.batch, train.threads))}
+    b, steps = _validation_steps(train.batch, train.seq, val_chars)
+    for t in steps:
+        t = train.seq if t == -1 else t  # unknown last call: as long as training's (at most)
+        shapes |= {(i, bs, t) for i, bs in enumerate(_shard_sizes(b, train.threads))}
+    if -1 in steps:  # not known: count the last call apart even if its shape matches
+        shapes |= {(-1 - i, bs, train.seq) for i, bs in enumerate(_shard_sizes(b, train.threads))}
+    return sum(work_bytes(cfg, bs, t) for _, bs, t in shapes)
+
+
+def need_training(cfg: ModelConfig, train: TrainConfig, val_chars: int | None = None) -> Need:
+    """What `charrnn train` allocates for a model of `cfg` trained with `train` (and a
+    validation split of `val_chars` characters; None: not known yet): the parts that live all
+    along, plus the larger of a training step's and an evaluation's own."""
     P, nb = param_count(cfg), optimizer_buffers(train.optimizer)
     B, T, H, L = train.batch, train.seq, cfg.hidden, cfg.layers
     S = _shards(B, train.threads)
-    bs = -(-B // S)
     weights = P * F32 * (1 + nb)  # parameters, optimizer state
     weights += P * F32 * (1 + nb)  # the trainer's copy of the last good state
-    work = S * work_bytes(cfg, bs, T) + (S * P * F32 if S > 1 else 0)
-    step_t = T if B * T <= INFER_ROWS else max(1, INFER_ROWS // B)  # validation's chunk
-    work += S * work_bytes(cfg, bs, step_t) * (1 if step_t == T else 2)
+    work = _work_sets(cfg, train, val_chars) + (S * P * F32 if S > 1 else 0)
     states = len(state_names(cfg)) * L * B * H * F32
     masks = cfg.dropout_masks * B * T * H * F32
     step = (
@@ -328,15 +364,22 @@ def need_training(cfg: ModelConfig, train: TrainConfig) -> Need:
 
 
 def check_training(
-    cfg: ModelConfig, train: TrainConfig, checkpoints: tuple[Path, ...] = ()
+    cfg: ModelConfig,
+    train: TrainConfig,
+    checkpoints: tuple[Path, ...] = (),
+    val_chars: int | None = None,
 ) -> None:
     """ResourceError unless training `cfg` with `train` fits in memory, and its checkpoints
     (the run's latest and best paths) on disk: each one missing, and a temporary copy."""
     what = f"training this model ({param_count(cfg):,} parameters, batch {train.batch}x{train.seq})"
-    knobs = _model_knobs(cfg, lambda c: need_training(c, train))
-    knobs["batch"] = (train.batch, lambda v: need_training(cfg, replace(train, batch=v)))
-    knobs["seq"] = (train.seq, lambda v: need_training(cfg, replace(train, seq=v)))
-    check(need_training(cfg, train), what, knobs, engine=True)
+
+    def need(c: ModelConfig = cfg, t: TrainConfig = train) -> Need:
+        return need_training(c, t, val_chars)
+
+    knobs = _model_knobs(cfg, need)
+    knobs["batch"] = (train.batch, lambda v: need(t=replace(train, batch=v)))
+    knobs["seq"] = (train.seq, lambda v: need(t=replace(train, seq=v)))
+    check(need(), what, knobs, engine=True)
     if checkpoints:
         size = checkpoint_bytes(cfg, train.optimizer)
         files = 1 + sum(not Path(p).exists() for p in checkpoints)
@@ -397,9 +440,9 @@ def need_sampling(
         + V * (F32 + 3 * 8 + 2)  # logits, and the float64 and mask arrays of a draw
         + chunk * (8 + 8 + 4)  # uniforms, the alive rows' copy, the drawn ids
         + prime * 8  # seed ids, tiled and converted
-        + (length * char_bytes * 3 // 2 if keep_text else 0)  # text, as it grows
+        + ((length + 64) * char_bytes if keep_text else 0)  # its text, kept until printed
     )
-    kernel = 2 * param_count(cfg) * F32 if fused else 0  # its layout, and a copy while made
+    kernel = 3 * param_count(cfg) * F32 // 2 if fused else 0  # its layout, and copies made
     return Need({"the fused kernel's weights": kernel, "per sample": K * per_row})
 
 
@@ -445,8 +488,10 @@ def need_scoring(
         work = groups * work_bytes(cfg, per, DEFAULT_CHECK) + rows * DEFAULT_CHECK * 8 * 4
         stored = (MAX_CHECKS + 3) * ns * cfg.layers * rows * cfg.hidden * F32
     else:
-        steps = max(1, min(chunk, n))  # a call's steps, and a shorter last one (its own buffers)
-        work, stored = 2 * work_bytes(cfg, 1, min(steps, INFER_ROWS)) + steps * 8 * 4, 0
+        steps = min(max(1, min(chunk, n - 1)), INFER_ROWS)  # a call's steps ...
+        rest = (n - 1) % steps  # ... and a shorter last call, with buffers of its own
+        work = work_bytes(cfg, 1, steps) + (work_bytes(cfg, 1, rest) if rest else 0)
+        work, stored = work + steps * 8 * 4, 0
     return Need(
         {
             "weights": P * F32 + 2 * derived_bytes(cfg, backward=False),
@@ -465,6 +510,23 @@ def check_scoring(
 
     knobs = {"streams": (rows, at)} if rows > 1 else {}
     check(at(rows), f"scoring {n:,} characters", knobs, engine=False)  # the model is loaded
+
+
+def read_bounded(stream, what: str, share: int = 16):
+    """All of a one-pass stream (bytes or str), read in chunks and refused once it is more than
+    1/share of the memory this process may use (`yes | charrnn sample --seed -` never ends)."""
+    room, source = headroom()
+    limit = max(1 << 20, room // share)
+    parts, size = [], 0
+    while chunk := stream.read(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            raise ResourceError(
+                f"{what} goes on past {fmt_bytes(limit)}, more than can be kept in memory "
+                f"({fmt_bytes(room)} {source}): give a shorter one"
+            )
+        parts.append(chunk)
+    return (b"" if not parts or isinstance(parts[0], bytes) else "").join(parts)
 
 
 # ------------------------------------------------------------------------ disk

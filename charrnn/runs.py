@@ -185,7 +185,8 @@ def _prepare(req: Request, targets):
         warnings.append(warning)
         train_cfg = dataclasses.replace(train_cfg, batch=batch, seq=seq)
 
-    check_training(model_cfg, train_cfg, (targets.latest_path, targets.best_path))
+    paths = (targets.latest_path, targets.best_path)
+    check_training(model_cfg, train_cfg, paths, len(val_ids))  # memory, disk: before allocating
     rng = np.random.Generator(np.random.PCG64(train_cfg.rng_seed))
     model = CharRNN.create(model_cfg, rng)
     if base is not None:

@@ -89,6 +89,11 @@ def claim(req, log: Path | None = None) -> Targets:
         _make_dir(out, "--out", created)
         lock = RunLock(out, name).acquire()
         targets = Targets(out, name, lock, None, resumed, init, [], created)
+        if lock.unsupported:
+            targets.warnings.append(
+                f"cannot lock run {name!r} in {out} ({lock.unsupported}): a second run of this "
+                "name would not be stopped"
+            )
         if lock.took_over and lock.took_over.get("pid"):
             targets.warnings.append(
                 f"run {name!r} was left locked by process {lock.took_over['pid']}, which is no "

@@ -44,19 +44,28 @@ def peak_of(fn) -> int:
         tracemalloc.stop()
 
 
-def within(estimate: int, real: int, factor: float = 2.0) -> bool:
+def within(estimate: int, real: int, factor: float = 1.5) -> bool:
     """estimate within a factor of real, or both small (NumPy's cache of small blocks keeps
     some freed ones in tracemalloc's count)."""
-    return real / factor <= estimate <= real * factor or abs(estimate - real) < 1 << 20
+    return real / factor <= estimate <= real * factor or abs(estimate - real) < 256 << 10
 
 
 @pytest.mark.parametrize(
     "options",
     [
         {"hidden": 64, "layers": 2, "batch": 8, "seq": 16},
-        {"hidden": 48, "layers": 3, "batch": 32, "seq": 24, "cell": "gru", "threads": 2},
-        {"hidden": 96, "layers": 1, "batch": 4, "seq": 20, "cell": "rnn", "optimizer": "sgd"},
+        {
+            "hidden": 128,
+            "layers": 2,
+            "batch": 64,
+            "seq": 50,
+            "cell": "gru",
+            "threads": 2,
+            "val_fraction": 0.3,
+        },  # fmt: skip
+        {"hidden": 400, "layers": 1, "batch": 4, "seq": 20, "cell": "rnn", "optimizer": "sgd"},
         {"hidden": 160, "layers": 2, "batch": 16, "seq": 12, "embed": 16, "threads": 2},
+        {"hidden": 256, "layers": 2, "batch": 32, "seq": 32},
     ],
 )
 def test_training_estimate_follows_real_allocation(tmp_path, monkeypatch, options):
@@ -76,15 +85,17 @@ def test_training_estimate_follows_real_allocation(tmp_path, monkeypatch, option
         return r
 
     r = run()  # warm: kernels loaded, corpus cached
-    need = R.need_training(r.model_config, r.train_config)
+    need = R.need_training(r.model_config, r.train_config, len(r.val_ids))
     real = peak_of(run)
-    assert within(need.total, real), (need.parts, real)
+    assert within(need.total, real, 1.25), (need.parts, real)
 
 
 @pytest.mark.parametrize(
-    "samples, length, engine", [(64, 300, "auto"), (200, 1000, "auto"), (2, 3000, "numba")]
-)
-def test_sampling_estimate_follows_real_allocation(samples, length, engine):
+    "samples, length, engine, keep",
+    [(64, 300, "auto", True), (200, 1000, "auto", True), (2, 3000, "numba", True),
+     (64, 2500, "numpy", True), (64, 2500, "numpy", False)],
+)  # fmt: skip
+def test_sampling_estimate_follows_real_allocation(samples, length, engine, keep):
     from charrnn.model import CharRNN
     from charrnn.sample import SampleOptions, generate, prime_ids
     from charrnn.step import prepare
@@ -99,22 +110,56 @@ def test_sampling_estimate_follows_real_allocation(samples, length, engine):
         texts = list(starts)
         options = SampleOptions(length=length, num_samples=samples)
         for piece in generate(w, vocab, prime, options, np.random.default_rng(0), engine=engine):
-            texts[piece.row] += piece.text
+            if keep:
+                texts[piece.row] += piece.text
 
     run()
-    fused = True if engine == "numba" else None
-    need = R.need_sampling(cfg, samples, length, 5, keep_text=True, char_bytes=1, fused=fused)
+    fused = {"numba": True, "numpy": False}.get(engine)
+    need = R.need_sampling(cfg, samples, length, 5, keep, char_bytes=1, fused=fused)
     assert within(need.total, peak_of(run)), need.parts
 
 
-@pytest.mark.parametrize("streams, keep", [(0, False), (1, True)])
-def test_scoring_estimate_follows_real_allocation(streams, keep):
+def test_sampling_text_estimate_follows_real_allocation():
+    """What keeping the samples' text costs (streamed output keeps all but the first until
+    printed; --json keeps all): the difference with and without."""
+    from charrnn.model import CharRNN
+    from charrnn.sample import SampleOptions, generate, prime_ids
+    from charrnn.step import prepare
+    from charrnn.vocab import Vocab
+
+    cfg = ModelConfig(cell="rnn", vocab_size=60, hidden=16, layers=1)
+    vocab = Vocab(np.arange(65, 125))
+    w = prepare(cfg, CharRNN.create(cfg, np.random.default_rng(0)).params)
+    K, n = 256, 3000
+
+    def run(keep: bool) -> int:
+        def go():
+            prime, starts = prime_ids(vocab, "seed", num_samples=K)
+            texts = list(starts)
+            options = SampleOptions(length=n, num_samples=K)
+            for piece in generate(w, vocab, prime, options, np.random.default_rng(0), "numpy"):
+                if keep:
+                    texts[piece.row] += piece.text
+
+        return peak_of(go)
+
+    run(True)
+    real = run(True) - run(False)
+    need = [R.need_sampling(cfg, K, n, 5, keep, 1, fused=False).total for keep in (True, False)]
+    assert within(need[0] - need[1], real), (need, real)
+
+
+@pytest.mark.parametrize(
+    "hidden, n, streams, keep",
+    [(96, 60_000, 0, False), (96, 60_000, 1, True), (8, 400_000, 1, True)],
+)
+def test_scoring_estimate_follows_real_allocation(hidden, n, streams, keep):
     from charrnn.evaluate import score_ids
     from charrnn.model import CharRNN
 
-    cfg = ModelConfig(cell="gru", vocab_size=40, hidden=96, layers=2)
+    cfg = ModelConfig(cell="gru", vocab_size=40, hidden=hidden, layers=2)
     model = CharRNN.create(cfg, np.random.default_rng(0))
-    ids = np.random.default_rng(1).integers(0, 40, 60_000).astype(np.uint8)
+    ids = np.random.default_rng(1).integers(0, 40, n).astype(np.uint8)
     score = score_ids(model, ids, threads=2, streams=streams, keep=keep)
     need = R.need_scoring(cfg, ids.size, score.streams, 2, keep)
     real = peak_of(lambda: score_ids(model, ids, threads=2, streams=streams, keep=keep))
@@ -251,3 +296,19 @@ def test_full_disk_for_checkpoints_and_for_the_cache(tmp_path, monkeypatch):
 def test_free_disk_of_a_path_not_made_yet(tmp_path):
     assert R.free_disk(tmp_path / "not" / "yet") == R.free_disk(tmp_path) > 0
     assert Path(tmp_path).exists()
+
+
+def test_an_endless_seed_on_stdin_is_refused(monkeypatch):
+    import io
+
+    monkeypatch.setattr(R, "headroom", lambda engine=False: (64 << 20, "available on this machine"))
+
+    class Endless:  # `yes | charrnn sample --seed -`
+        def read(self, n):
+            return b"y\n" * (n // 2)
+
+    with pytest.raises(ResourceError, match="the seed on stdin goes on past 4.0 MiB"):
+        R.read_bounded(Endless(), "the seed on stdin")
+    assert R.read_bounded(io.BytesIO(b"ROMEO:"), "the seed") == b"ROMEO:"
+    assert R.read_bounded(io.StringIO("ROMEO:"), "the seed") == "ROMEO:"
+    assert R.read_bounded(io.BytesIO(b""), "the seed") == b""

@@ -208,7 +208,9 @@ def _read_seed(seed: str | None) -> str | None:
 
     if seed != "-":
         return seed or None
-    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    from charrnn.resources import read_bounded
+
+    data = read_bounded(getattr(sys.stdin, "buffer", sys.stdin), "the seed on stdin")
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
