@@ -22,6 +22,7 @@ process has it mapped stays readable there (POSIX keeps an unlinked file alive u
 from __future__ import annotations
 
 import codecs
+import errno
 import hashlib
 import importlib.resources
 import json
@@ -224,7 +225,7 @@ def _check_file(arg: str) -> _Source:
     except PermissionError:
         raise CorpusError(f"{arg}: permission denied (check the file's permissions)") from None
     except OSError as e:
-        raise CorpusError(f"{arg}: cannot read it ({e.strerror or e})") from None
+        raise CorpusError(f"{arg}: cannot read it ({_why(e)})") from None
     regular = stat.S_ISREG(st.st_mode)
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino) if regular else None
     if key and time.time_ns() - st.st_mtime_ns < RACY_NS:
@@ -257,7 +258,7 @@ def _spool(stream: IO[bytes], label: str, cache: Path, chunk_bytes: int, spools:
             try:
                 data = stream.read(chunk_bytes)
             except OSError as e:
-                raise CorpusError(f"{label}: cannot read it ({e.strerror or e})") from None
+                raise CorpusError(f"{label}: cannot read it ({_why(e)})") from None
             if not data:
                 break
             if size // SPOOL_CHECK != (size + len(data)) // SPOOL_CHECK or not size:
@@ -271,8 +272,7 @@ def _spool(stream: IO[bytes], label: str, cache: Path, chunk_bytes: int, spools:
                 out.write(data)
             except OSError as e:
                 raise CorpusError(
-                    f"{label}: cannot keep a copy of it in {cache} ({e.strerror or e}): "
-                    f"{CACHE_HINT}"
+                    f"{label}: cannot keep a copy of it in {cache} ({_why(e)}): {CACHE_HINT}"
                 ) from None
             size += len(data)
     return _Source(label, label, Path(tmp), size, None)
@@ -293,7 +293,7 @@ def _spool_pipe(src: _Source, cache: Path, chunk_bytes: int, spools: list) -> _S
         with open(src.path, "rb") as f:
             spooled = _spool(f, src.label, cache, chunk_bytes, spools)
     except OSError as e:
-        raise CorpusError(f"{src.label}: cannot read it ({e.strerror or e})") from None
+        raise CorpusError(f"{src.label}: cannot read it ({_why(e)})") from None
     return _Source(src.label, src.name, spooled.path, spooled.size, None)
 
 
@@ -320,13 +320,13 @@ def _decode(src: _Source, encoding: str, errors: str, chunk_bytes: int, hasher) 
     try:
         f = open(src.path, "rb")
     except OSError as e:
-        raise CorpusError(f"{src.label}: cannot read it ({e.strerror or e})") from None
+        raise CorpusError(f"{src.label}: cannot read it ({_why(e)})") from None
     with f:
         while True:
             try:
                 data = f.read(chunk_bytes)
             except OSError as e:
-                raise CorpusError(f"{src.label}: cannot read it ({e.strerror or e})") from None
+                raise CorpusError(f"{src.label}: cannot read it ({_why(e)})") from None
             final = not data
             pending = _pending_bytes(decoder)
             try:
@@ -358,7 +358,7 @@ def _hash_sources(srcs: list[_Source], chunk_bytes: int) -> tuple[str, list[int]
                 while data := f.read(max(chunk_bytes, 1 << 20)):
                     hasher.update(data)
         except OSError as e:
-            raise CorpusError(f"{src.label}: cannot read it ({e.strerror or e})") from None
+            raise CorpusError(f"{src.label}: cannot read it ({_why(e)})") from None
         sizes.append(hasher.nbytes - before)
     return hasher.hexdigest(), sizes
 
@@ -437,6 +437,7 @@ def _open_entry(
     except FileNotFoundError:
         return None  # never built (the metadata is written last)
     except (OSError, ValueError) as e:
+        _refuse_transient(e, cache, name)
         return _damaged(cache, key, name, f"its metadata is unreadable ({_reason(e)})")
     if not isinstance(meta, dict):
         return _damaged(cache, key, name, "its metadata is not a JSON object")
@@ -444,7 +445,11 @@ def _open_entry(
         if "check" in meta and not integrity.sealed(meta):  # our seal, broken: not a version
             return _damaged(cache, key, name, "its metadata does not match its checksum")
         return None  # another layout (an older charrnn's): built again beside it
-    why = integrity.problem(meta, ids_path, vocab_path) if verify else None
+    try:
+        why = integrity.problem(meta, ids_path, vocab_path) if verify else None
+    except OSError as e:
+        _refuse_transient(e, cache, name)
+        why = f"a file of it cannot be read ({_reason(e)})"
     if why is not None:
         return _damaged(cache, key, name, why)
     try:
@@ -459,6 +464,7 @@ def _open_entry(
             "bytes": int(meta["bytes"]),
         }
     except Exception as e:  # a crafted file can make numpy or Vocab raise anything
+        _refuse_transient(e, cache, name)
         return _damaged(cache, key, name, f"it cannot be read ({_reason(e)})")
     fresh = integrity.restamp(meta, ids_path)  # found sound: no full read next time
     if fresh is not None:
@@ -469,9 +475,29 @@ def _open_entry(
     return Corpus(name, list(given), vocab, ids, fingerprint, ids_path)
 
 
+# errors of the moment, not of the file: never a reason to call a cache entry damaged
+_TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.EINTR, errno.EACCES,
+              errno.EPERM}  # fmt: skip
+
+
+def _why(e: OSError) -> str:
+    """An OSError's reason, with what to do when the process ran out of file descriptors."""
+    reason = e.strerror or str(e)
+    if e.errno in (errno.EMFILE, errno.ENFILE):
+        reason += ": raise the limit (ulimit -n) and run again"
+    return reason
+
+
 def _reason(e: BaseException) -> str:
     text = getattr(e, "strerror", None) or str(e) or type(e).__name__
     return " ".join(text.split())[:120]
+
+
+def _refuse_transient(e: BaseException, cache: Path, name: str) -> None:
+    """A CorpusError for an error of the moment (too many open files, no permission, ...):
+    the entry may well be sound, so it is neither warned about nor deleted."""
+    if isinstance(e, OSError) and e.errno in _TRANSIENT:
+        raise CorpusError(f"{name}: cannot open its cached encoding in {cache} ({_why(e)})")
 
 
 def _damaged(cache: Path, key: str, name: str, why: str) -> None:
@@ -568,7 +594,7 @@ def _build_entry(
             out.write(json.dumps(meta, indent=1).encode())
     except OSError as e:
         raise CorpusError(
-            f"cannot write the corpus cache in {cache}: {e.strerror or e} "
+            f"cannot write the corpus cache in {cache}: {_why(e)} "
             "(free some space, or set CHARRNN_CACHE_DIR to another directory)"
         ) from None
 
@@ -672,7 +698,7 @@ def usable_cache_dir(cache_dir: Path | None) -> Path:
         return Path(tempfile.mkdtemp(prefix="charrnn-corpus-"))
     except OSError as e:
         raise CorpusError(
-            f"no writable directory for the corpus cache ({e.strerror or e}): "
+            f"no writable directory for the corpus cache ({_why(e)}): "
             "set CHARRNN_CACHE_DIR to a writable directory"
         ) from None
 

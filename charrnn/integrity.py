@@ -88,17 +88,15 @@ def sealed(meta: dict[str, Any]) -> bool:
 
 def problem(meta: dict[str, Any], ids_path: Path, vocab_path: Path) -> str | None:
     """What is wrong with a sealed entry, as a phrase; None when it proves sound. The ids are
-    read in full only when their stamp differs from the recorded one (see the module doc)."""
+    read in full only when their stamp differs from the recorded one (see the module doc).
+    A file that cannot be read raises its OSError."""
     if not sealed(meta):
         return "its metadata does not match its checksum"
-    try:
-        if digest(vocab_path) != meta["vocab_sha256"]:
-            return "its vocabulary does not match its checksum"
-        recorded = meta["ids_stamp"]
-        if recorded is not None and stamp(ids_path) == recorded:
-            return None
-        if digest(ids_path) != meta["ids_sha256"]:
-            return "its ids do not match their checksum"
-    except OSError as e:
-        return f"a file of it cannot be read ({e.strerror or e})"
+    if digest(vocab_path) != meta["vocab_sha256"]:  # OSError: for the caller to judge
+        return "its vocabulary does not match its checksum"
+    recorded = meta["ids_stamp"]
+    if recorded is not None and stamp(ids_path) == recorded:
+        return None
+    if digest(ids_path) != meta["ids_sha256"]:
+        return "its ids do not match their checksum"
     return None

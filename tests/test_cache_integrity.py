@@ -206,3 +206,26 @@ def test_devices_are_refused_and_debris_is_swept(tmp_path):
     assert not spool.exists()
     assert np.array_equal(load_corpus([str(f)], cache_dir=cache).ids, [2, 1, 3, 2, 0])
     assert ".spool-*" in C.DEBRIS
+
+
+def test_running_out_of_file_descriptors_is_not_damage(pristine, tmp_path, monkeypatch):
+    """Too many open files while opening a sound entry: one error line saying what to do, and
+    the entry is left as it is (no warning, nothing deleted)."""
+    import errno
+
+    from charrnn.errors import CorpusError
+
+    source, built, _, _ = pristine
+    cache = tmp_path / "cache"
+    shutil.copytree(built, cache)
+    before = sorted(p.name for p in cache.iterdir())
+
+    def no_fds(*args, **kwargs):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(integrity, "digest", no_fds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CharrnnWarning)
+        with pytest.raises(CorpusError, match=r"open files: raise the limit \(ulimit -n\)"):
+            load_corpus([str(source)], cache_dir=cache)
+    assert sorted(p.name for p in cache.iterdir()) == before

@@ -197,3 +197,17 @@ def test_a_killed_save_leaves_nothing_for_the_next_run(tmp_path, corpus):
     other.write_bytes(b"PK")
     assert train(str(corpus), "--out", str(out)).exit_code == 0
     assert not debris.exists() and other.exists()
+
+
+def test_a_file_system_without_locks_warns_and_trains(tmp_path, corpus, monkeypatch):
+    import errno
+
+    import charrnn.lock
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(charrnn.lock.fcntl, "flock", no_locks)
+    r = train(str(corpus), "--out", str(tmp_path / "ck"))
+    assert r.exit_code == 0, r.stderr
+    assert "warning: cannot lock run 'c'" in r.stderr and "No locks available" in r.stderr
