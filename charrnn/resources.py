@@ -72,7 +72,7 @@ def headroom(engine: bool = False) -> tuple[int, str]:
     engine: the work will load the engine, whose address space goes beyond what it touches
     (ENGINE_VM against ENGINE_RSS), so an address-space limit leaves that much less."""
     found: list[tuple[int, str]] = []
-    info = _meminfo()
+    info = _proc_sizes("/proc/meminfo")
     if "MemAvailable" in info:
         found.append((info["MemAvailable"], "available on this machine"))
     cg = _cgroup_headroom()
@@ -84,29 +84,16 @@ def headroom(engine: bool = False) -> tuple[int, str]:
     return min(found)
 
 
-def _meminfo() -> dict[str, int]:
+def _proc_sizes(path: str) -> dict[str, int]:
+    """The "Key:  123 kB" lines of a /proc file (meminfo, self/status) as bytes."""
     out = {}
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
                 key, _, rest = line.partition(":")
                 parts = rest.split()
                 if parts and parts[0].isdigit():
                     out[key] = int(parts[0]) * (1024 if parts[-1] == "kB" else 1)
-    except OSError:
-        pass
-    return out
-
-
-def _status() -> dict[str, int]:
-    out = {}
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                parts = rest.split()
-                if key.startswith("Vm") and parts and parts[0].isdigit():
-                    out[key] = int(parts[0]) * 1024
     except OSError:
         pass
     return out
@@ -176,7 +163,7 @@ def _rlimit_headroom(engine: bool) -> list[tuple[int, str]]:
         import resource
     except ImportError:  # pragma: no cover
         return []
-    status = _status()
+    status = _proc_sizes("/proc/self/status")
     out = []
     for name, used, label in (
         ("RLIMIT_AS", "VmSize", "left by the address-space limit (ulimit -v)"),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from charrnn.checkpoint import checkpoint_paths
 from charrnn.errors import CharrnnError, CheckpointError, UsageError
 from charrnn.lock import RunLock, sweep
 
@@ -44,11 +45,11 @@ class Targets:
 
     @property
     def latest_path(self) -> Path:
-        return self.out / f"{self.name}-latest.npz"
+        return checkpoint_paths(self.out, self.name)[0]
 
     @property
     def best_path(self) -> Path:
-        return self.out / f"{self.name}-best.npz"
+        return checkpoint_paths(self.out, self.name)[1]
 
     def release(self) -> None:
         """Let the lock go, close the log, and remove what `claim` created if still empty."""
