@@ -138,7 +138,7 @@ def score_ids(
         raise CharrnnError(
             f"the text has {n} character(s): scoring needs at least 2 (the first is context)"
         )
-    from charrnn.resources import check_scoring
+    from charrnn.footprint import check_scoring
 
     threads = threads or cpu_count()
     burn_in = -(-burn_in // check) * check

@@ -112,9 +112,9 @@ def prepare(req: Request, targets=None):
 
 def _prepare(req: Request, targets):
     from charrnn.data import Batches, default_corpus_path, fit_batch, load_corpus, split_ids
+    from charrnn.footprint import check_training
     from charrnn.model import CharRNN
     from charrnn.optim import make_optimizer
-    from charrnn.resources import check_training
     from charrnn.train import Run
 
     warnings: list[str] = list(targets.warnings)

@@ -297,7 +297,7 @@ def _check_memory_early(req, base) -> None:
     """Refuse at once a model too big for memory whatever the corpus (resources.
     check_model_size); runs.prepare checks the whole run again once the corpus is read."""
     from charrnn.config import ModelConfig
-    from charrnn.resources import check_model_size
+    from charrnn.footprint import check_model_size
 
     if base is not None:
         cfg = base.config

@@ -1,6 +1,7 @@
 """Memory and disk are checked before the work: the estimates follow what the code really
-allocates (tracemalloc sees every NumPy array), the limits are read from the machine, the cgroup
-and ulimit, and a request past them is one line with what to lower (charrnn/resources.py)."""
+allocates (tracemalloc sees every NumPy array; charrnn/footprint.py), the limits are read from
+the machine, the cgroup and ulimit (charrnn/resources.py), and a request past them is one line
+with what to lower."""
 
 import dataclasses
 import gc
@@ -18,9 +19,10 @@ from test_sample_cli import write_checkpoint
 from typer.testing import CliRunner
 
 import charrnn.data
+import charrnn.footprint as F
 import charrnn.resources as R
 from charrnn.cli import app
-from charrnn.config import ModelConfig
+from charrnn.config import ModelConfig, TrainConfig
 from charrnn.errors import ResourceError
 
 TEXT = "".join(chr(97 + (i * 7 + i // 13) % 26) + (" " if i % 5 == 0 else "") for i in range(6000))
@@ -85,7 +87,7 @@ def test_training_estimate_follows_real_allocation(tmp_path, monkeypatch, option
         return r
 
     r = run()  # warm: kernels loaded, corpus cached
-    need = R.need_training(r.model_config, r.train_config, len(r.val_ids))
+    need = F.need_training(r.model_config, r.train_config, len(r.val_ids))
     real = peak_of(run)
     assert within(need.total, real, 1.25), (need.parts, real)
 
@@ -115,7 +117,7 @@ def test_sampling_estimate_follows_real_allocation(samples, length, engine, keep
 
     run()
     fused = {"numba": True, "numpy": False}.get(engine)
-    need = R.need_sampling(cfg, samples, length, 5, keep, char_bytes=1, fused=fused)
+    need = F.need_sampling(cfg, samples, length, 5, keep, char_bytes=1, fused=fused)
     assert within(need.total, peak_of(run)), need.parts
 
 
@@ -145,7 +147,7 @@ def test_sampling_text_estimate_follows_real_allocation():
 
     run(True)
     real = run(True) - run(False)
-    need = [R.need_sampling(cfg, K, n, 5, keep, 1, fused=False).total for keep in (True, False)]
+    need = [F.need_sampling(cfg, K, n, 5, keep, 1, fused=False).total for keep in (True, False)]
     assert within(need[0] - need[1], real), (need, real)
 
 
@@ -161,7 +163,7 @@ def test_scoring_estimate_follows_real_allocation(hidden, n, streams, keep):
     model = CharRNN.create(cfg, np.random.default_rng(0))
     ids = np.random.default_rng(1).integers(0, 40, n).astype(np.uint8)
     score = score_ids(model, ids, threads=2, streams=streams, keep=keep)
-    need = R.need_scoring(cfg, ids.size, score.streams, 2, keep)
+    need = F.need_scoring(cfg, ids.size, score.streams, 2, keep)
     real = peak_of(lambda: score_ids(model, ids, threads=2, streams=streams, keep=keep))
     assert within(need.total, real), (need.parts, real)
 
@@ -169,16 +171,16 @@ def test_scoring_estimate_follows_real_allocation(hidden, n, streams, keep):
 def test_message_gives_the_estimate_the_limit_and_what_would_fit(monkeypatch):
     monkeypatch.setattr(R, "headroom", lambda engine=False: (1 << 30, "available on this machine"))
     cfg = ModelConfig(cell="lstm", vocab_size=65, hidden=30000, layers=2)
-    train = R.TrainConfig(batch=50, seq=100)
+    train = TrainConfig(batch=50, seq=100)
     with pytest.raises(ResourceError) as info:
-        R.check_training(cfg, train)
+        F.check_training(cfg, train)
     msg = str(info.value)
     assert "needs about" in msg and "more than the 1.0 GiB available on this machine" in msg
     best = int(msg.split("--hidden to ")[1].split()[0].replace(",", ""))
     extra = R.ENGINE_RSS if R._engine_pending() else 0
 
     def total(hidden: int) -> int:
-        return R.need_training(dataclasses.replace(cfg, hidden=hidden), train).total + extra
+        return F.need_training(dataclasses.replace(cfg, hidden=hidden), train).total + extra
 
     assert total(best) <= 1 << 30 < total(best + 1)  # the largest that fits
 

@@ -165,7 +165,7 @@ def _sample(
     import numpy as np
 
     from charrnn.checkpoint import load_finite, resolve_checkpoint
-    from charrnn.resources import check_sampling
+    from charrnn.footprint import check_sampling
     from charrnn.sample import generate, prime_ids
     from charrnn.step import prepare
 
