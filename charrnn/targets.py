@@ -58,12 +58,7 @@ class Targets:
                 self.log.close()
             self.log = None
         self.lock.release()
-        for path in reversed(self.created):
-            with suppress(OSError):
-                if path.is_dir():
-                    path.rmdir()  # only when empty
-                elif path.stat().st_size == 0:
-                    path.unlink()
+        _remove_if_empty(self.created)
         self.created = []
 
     def __enter__(self) -> Targets:
@@ -113,8 +108,18 @@ def claim(req, log: Path | None = None) -> Targets:
     except BaseException:
         if lock is not None:
             lock.release()
-        Targets(out, name, RunLock(out, name), None, created=created).release()
+        _remove_if_empty(created)
         raise
+
+
+def _remove_if_empty(created: list[Path]) -> None:
+    """Remove what was created (folders, files), last first, where it is still empty."""
+    for path in reversed(created):
+        with suppress(OSError):
+            if path.is_dir():
+                path.rmdir()  # only when empty
+            elif path.stat().st_size == 0:
+                path.unlink()
 
 
 # ------------------------------------------------------------------------ out folder and name
