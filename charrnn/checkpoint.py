@@ -24,6 +24,7 @@ import math
 import os
 import reprlib
 import secrets
+import stat
 import struct
 import tokenize
 import warnings
@@ -363,10 +364,27 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
     return np.array(a, order="C")  # own, writable, C-contiguous copy
 
 
+def _open_regular(path: Path):
+    """`path` opened for reading; a named pipe or device is refused without waiting on it."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISDIR(mode):
+        os.close(fd)
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise CheckpointError(
+            f"{path} is not a checkpoint file (it is a named pipe, socket or device): "
+            "pass a .npz file"
+        )
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every member of the archive at `path` as an array, keyed without the .npy suffix."""
     try:
-        f = open(path, "rb")
+        f = _open_regular(path)
     except FileNotFoundError:
         raise CheckpointError(
             f"no checkpoint at {path}: the file does not exist (train one with `charrnn train`, "

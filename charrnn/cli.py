@@ -16,6 +16,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+@app.callback()
+def options(
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help="On a failure, print the traceback as well as the one-line error "
+        "(also CHARRNN_DEBUG=1). Goes before the command: charrnn --debug train ...",
+    ),
+) -> None:
+    from charrnn import failsafe
+
+    failsafe.debug_flag = debug
+
+
 app.command("train")(train.command)
 app.command("sample")(sample.command)
 app.command("eval")(evaluate.command)
@@ -23,10 +39,16 @@ app.command("inspect")(inspect.command)
 
 
 def main() -> None:
+    from charrnn.failsafe import prepare_process
+
+    prepare_process()
     try:
         app()
     except KeyboardInterrupt:
-        sys.stderr.write("charrnn: interrupted\n")
+        try:
+            sys.stderr.write("charrnn: interrupted\n")
+        except (OSError, ValueError):
+            pass
         sys.exit(130)
 
 

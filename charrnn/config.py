@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +105,8 @@ class ModelConfig:
             raise UsageError(f"embed must be 0 (one-hot) or positive, got {self.embed}")
         if not 0.0 <= self.dropout < 1.0:
             raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.forget_bias is not None and not math.isfinite(self.forget_bias):
+            raise UsageError(f"forget_bias must be a finite number, got {self.forget_bias}")
         if not 0 <= self.proj < self.hidden:
             raise UsageError(
                 f"proj must be 0 (none) or less than hidden ({self.hidden}), got {self.proj}"
@@ -175,7 +178,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         if self.batch < 1 or self.seq < 1:
             raise UsageError(f"batch and seq must be at least 1, got {self.batch} and {self.seq}")
-        if not self.lr > 0:
+        if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UsageError(f"lr must be positive, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(
@@ -187,8 +190,14 @@ class TrainConfig:
             )
         if self.clip_mode not in CLIP_MODES:
             raise UsageError(f"unknown clip mode {self.clip_mode!r}: use norm or value")
-        if self.clip < 0:
+        if not (self.clip >= 0 and math.isfinite(self.clip)):
             raise UsageError(f"clip must be 0 (off) or positive, got {self.clip}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise UsageError(f"weight_decay must be 0 or positive, got {self.weight_decay}")
+        if self.warmup_steps < 0:
+            raise UsageError(f"warmup_steps must be 0 or more, got {self.warmup_steps}")
+        if self.rng_seed < 0:
+            raise UsageError(f"rng_seed must be 0 or more, got {self.rng_seed}")
         if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1) or (
             self.val_fraction + self.test_fraction >= 1
         ):

@@ -22,6 +22,7 @@ process has it mapped stays readable there (POSIX keeps an unlinked file alive u
 from __future__ import annotations
 
 import codecs
+import errno
 import hashlib
 import importlib.resources
 import json
@@ -30,6 +31,7 @@ import stat
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -38,16 +40,23 @@ from typing import IO, Any
 
 import numpy as np
 
-from charrnn.errors import CorpusError, UsageError
+from charrnn import integrity
+from charrnn.errors import CharrnnWarning, CorpusError, ResourceError, UsageError
+from charrnn.lock import hold, sweep
+from charrnn.resources import check_disk, fmt_bytes, free_disk
 from charrnn.vocab import Vocab
 
 CHUNK_BYTES = 1 << 22  # raw bytes read and decoded at a time (4 MiB)
-CACHE_VERSION = 1  # bump when the layout of a cache entry changes
+CACHE_VERSION = 2  # bump when the layout of a cache entry changes (2: sealed, integrity.py)
 ERRORS = ("strict", "replace", "ignore")
 INDEX_ENTRIES = 256  # (path, size, mtime) records kept in the index
 CACHE_BYTES = 4 << 30  # entries used longest ago are deleted past this total
 RACY_NS = 2_000_000_000  # files modified this recently are rehashed, not trusted by mtime
 STDIN = "-"
+SPOOL_CHECK = 64 << 20  # bytes spooled between two looks at the free space
+SPOOL_RESERVE = 64 << 20  # a spool never leaves less free space than this (or than its size)
+DEBRIS = (".spool-*", ".*.tmp", ".probe-*")  # our temporary files in the cache directory
+CACHE_HINT = "free some space, or set CHARRNN_CACHE_DIR to a folder on a disk with more"
 _BOM = "\ufeff"
 _MAX_CODEPOINT = 0x10FFFF
 
@@ -140,7 +149,8 @@ def load_corpus(
     if given.count(STDIN) > 1:
         raise UsageError("stdin (-) can be given only once")
     checked = {i: _check_file(s) for i, s in enumerate(given) if s != STDIN}
-    cache = _usable_cache_dir(cache_dir)
+    cache = usable_cache_dir(cache_dir)
+    sweep(cache, DEBRIS)  # what runs killed while writing here left behind
     spools: list[Path] = []
     try:
         srcs = [
@@ -158,10 +168,10 @@ def load_corpus(
 
 def _load(given, srcs, name, enc, errors, cache, chunk_bytes) -> Corpus:
     index_key = _index_key(srcs, enc, errors)
-    key = _index_lookup(cache, index_key) if index_key else None
+    key, sha = _index_lookup(cache, index_key) if index_key else (None, None)
     if key is not None:
         corpus = _open_entry(cache, key, given, name)
-        if corpus is not None:
+        if corpus is not None and corpus.fingerprint["sha256"] == sha:
             return corpus
     sha256, sizes = _hash_sources(srcs, chunk_bytes)  # cheap: finds an entry for touched files
     key = _entry_key(sha256, sizes, enc, errors)
@@ -173,12 +183,12 @@ def _load(given, srcs, name, enc, errors, cache, chunk_bytes) -> Corpus:
         if scan.chars == 0:
             raise CorpusError(f"{name}: the corpus is empty (it holds no characters)")
         _build_entry(cache, key, srcs, scan, enc, errors, chunk_bytes)
-        corpus = _open_entry(cache, key, given, name)
+        corpus = _open_entry(cache, key, given, name, verify=False)  # sound: we just wrote it
         if corpus is None:  # pragma: no cover - the entry we just wrote is unreadable
             raise CorpusError(f"{name}: could not read back the encoded corpus in {cache}")
         _evict(cache, key, CACHE_BYTES)
     if index_key:
-        _index_store(cache, index_key, key)
+        _index_store(cache, index_key, key, corpus.fingerprint["sha256"])
     return corpus
 
 
@@ -205,6 +215,8 @@ def _check_file(arg: str) -> _Source:
         st = path.stat()
         if stat.S_ISDIR(st.st_mode):
             raise CorpusError(f"{arg}: is a directory (give the text files inside it)")
+        if (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) and not _is_tty(path):
+            raise CorpusError(f"{arg}: is a device, not a text file (give a file, or - for stdin)")
         if stat.S_ISREG(st.st_mode):  # opening a pipe here would consume its writer
             with open(path, "rb"):
                 pass
@@ -213,7 +225,7 @@ def _check_file(arg: str) -> _Source:
     except PermissionError:
         raise CorpusError(f"{arg}: permission denied (check the file's permissions)") from None
     except OSError as e:
-        raise CorpusError(f"{arg}: cannot read it ({e.strerror or e})") from None
+        raise CorpusError(f"{arg}: cannot read it ({_why(e)})") from None
     regular = stat.S_ISREG(st.st_mode)
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino) if regular else None
     if key and time.time_ns() - st.st_mtime_ns < RACY_NS:
@@ -221,18 +233,48 @@ def _check_file(arg: str) -> _Source:
     return _Source(arg, path.name or arg, path, st.st_size if regular else -1, key)
 
 
+def _is_tty(path: Path) -> bool:
+    """A terminal (`/dev/stdin` typed into), unlike /dev/zero or a disk, ends when asked to."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
+
+
 def _spool(stream: IO[bytes], label: str, cache: Path, chunk_bytes: int, spools: list) -> _Source:
-    """Copy a one-pass stream to a temporary file in the cache directory (two passes need it)."""
+    """Copy a one-pass stream to a temporary file in the cache directory (two passes need it).
+    It stops with an error before the copy would leave less free space than it has taken (the
+    encoded corpus needs about as much again), so an endless stream cannot fill the disk."""
     fd, tmp = tempfile.mkstemp(dir=cache, prefix=".spool-", suffix=".txt")
     spools.append(Path(tmp))
+    hold(fd)  # while we write it: not an orphan for lock.sweep
     size = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while data := stream.read(chunk_bytes):
+    with os.fdopen(fd, "wb") as out:
+        while True:
+            try:
+                data = stream.read(chunk_bytes)
+            except OSError as e:
+                raise CorpusError(f"{label}: cannot read it ({_why(e)})") from None
+            if not data:
+                break
+            if size // SPOOL_CHECK != (size + len(data)) // SPOOL_CHECK or not size:
+                free = free_disk(cache)
+                if free is not None and free - len(data) < max(SPOOL_RESERVE, size):
+                    raise ResourceError(
+                        f"{label}: keeping a copy of it would fill the disk ({fmt_bytes(size)} "
+                        f"read so far, {fmt_bytes(free)} free in {cache}): {CACHE_HINT}"
+                    )
+            try:
                 out.write(data)
-                size += len(data)
-    except OSError as e:
-        raise CorpusError(f"{label}: cannot read it ({e.strerror or e})") from None
+            except OSError as e:
+                raise CorpusError(
+                    f"{label}: cannot keep a copy of it in {cache} ({_why(e)}): {CACHE_HINT}"
+                ) from None
+            size += len(data)
     return _Source(label, label, Path(tmp), size, None)
 
 
@@ -251,7 +293,7 @@ def _spool_pipe(src: _Source, cache: Path, chunk_bytes: int, spools: list) -> _S
         with open(src.path, "rb") as f:
             spooled = _spool(f, src.label, cache, chunk_bytes, spools)
     except OSError as e:
-        raise CorpusError(f"{src.label}: cannot read it ({e.strerror or e})") from None
+        raise CorpusError(f"{src.label}: cannot read it ({_why(e)})") from None
     return _Source(src.label, src.name, spooled.path, spooled.size, None)
 
 
@@ -278,13 +320,13 @@ def _decode(src: _Source, encoding: str, errors: str, chunk_bytes: int, hasher) 
     try:
         f = open(src.path, "rb")
     except OSError as e:
-        raise CorpusError(f"{src.label}: cannot read it ({e.strerror or e})") from None
+        raise CorpusError(f"{src.label}: cannot read it ({_why(e)})") from None
     with f:
         while True:
             try:
                 data = f.read(chunk_bytes)
             except OSError as e:
-                raise CorpusError(f"{src.label}: cannot read it ({e.strerror or e})") from None
+                raise CorpusError(f"{src.label}: cannot read it ({_why(e)})") from None
             final = not data
             pending = _pending_bytes(decoder)
             try:
@@ -316,7 +358,7 @@ def _hash_sources(srcs: list[_Source], chunk_bytes: int) -> tuple[str, list[int]
                 while data := f.read(max(chunk_bytes, 1 << 20)):
                     hasher.update(data)
         except OSError as e:
-            raise CorpusError(f"{src.label}: cannot read it ({e.strerror or e})") from None
+            raise CorpusError(f"{src.label}: cannot read it ({_why(e)})") from None
         sizes.append(hasher.nbytes - before)
     return hasher.hexdigest(), sizes
 
@@ -384,32 +426,92 @@ def _paths(cache: Path, key: str) -> tuple[Path, Path, Path]:
     return cache / f"{key}.ids.npy", cache / f"{key}.vocab.npy", cache / f"{key}.json"
 
 
-def _open_entry(cache: Path, key: str, given: list[str], name: str) -> Corpus | None:
-    """The cached corpus for `key`, or None when it is missing or damaged (then it is rebuilt)."""
+def _open_entry(
+    cache: Path, key: str, given: list[str], name: str, verify: bool = True
+) -> Corpus | None:
+    """The cached corpus for `key`, or None when there is none (then it is built). An entry
+    that fails its checks (charrnn/integrity.py) gets one warning, is deleted, and is None."""
     ids_path, vocab_path, meta_path = _paths(cache, key)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("version") != CACHE_VERSION:
-            return None
+    except FileNotFoundError:
+        return None  # never built (the metadata is written last)
+    except (OSError, ValueError) as e:
+        _refuse_transient(e, cache, name)
+        return _damaged(cache, key, name, f"its metadata is unreadable ({_reason(e)})")
+    if not isinstance(meta, dict):
+        return _damaged(cache, key, name, "its metadata is not a JSON object")
+    if meta.get("version") != CACHE_VERSION:
+        if "check" in meta and not integrity.sealed(meta):  # our seal, broken: not a version
+            return _damaged(cache, key, name, "its metadata does not match its checksum")
+        return None  # another layout (an older charrnn's): built again beside it
+    try:
+        why = integrity.problem(meta, ids_path, vocab_path) if verify else None
+    except OSError as e:
+        _refuse_transient(e, cache, name)
+        why = f"a file of it cannot be read ({_reason(e)})"
+    if why is not None:
+        return _damaged(cache, key, name, why)
+    try:
         vocab = Vocab(np.load(vocab_path, allow_pickle=False))
         ids = np.load(ids_path, mmap_mode="r", allow_pickle=False)
         if ids.dtype != vocab.dtype or ids.shape != (int(meta["chars"]),):
-            return None
+            return _damaged(cache, key, name, "its ids do not fit its metadata")
         fingerprint = {
             "name": name,
             "sha256": str(meta["sha256"]),
             "chars": int(meta["chars"]),
             "bytes": int(meta["bytes"]),
         }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    except Exception as e:  # a damaged file can make numpy or Vocab raise anything
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):  # pragma: no cover
-            raise
-        return None
+    except Exception as e:  # a crafted file can make numpy or Vocab raise anything
+        _refuse_transient(e, cache, name)
+        return _damaged(cache, key, name, f"it cannot be read ({_reason(e)})")
+    fresh = integrity.restamp(meta, ids_path)  # found sound: no full read next time
+    if fresh is not None:
+        with suppress(OSError), _atomic(meta_path) as out:
+            out.write(json.dumps(fresh, indent=1).encode())
     with suppress(OSError):
         os.utime(meta_path)  # last used: eviction keeps recently used entries
     return Corpus(name, list(given), vocab, ids, fingerprint, ids_path)
+
+
+# errors of the moment, not of the file: never a reason to call a cache entry damaged
+_TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.EINTR, errno.EACCES,
+              errno.EPERM}  # fmt: skip
+
+
+def _why(e: OSError) -> str:
+    """An OSError's reason, with what to do when the process ran out of file descriptors."""
+    reason = e.strerror or str(e)
+    if e.errno in (errno.EMFILE, errno.ENFILE):
+        reason += ": raise the limit (ulimit -n) and run again"
+    return reason
+
+
+def _reason(e: BaseException) -> str:
+    text = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return " ".join(text.split())[:120]
+
+
+def _refuse_transient(e: BaseException, cache: Path, name: str) -> None:
+    """A CorpusError for an error of the moment (too many open files, no permission, ...):
+    the entry may well be sound, so it is neither warned about nor deleted."""
+    if isinstance(e, OSError) and e.errno in _TRANSIENT:
+        raise CorpusError(f"{name}: cannot open its cached encoding in {cache} ({_why(e)})")
+
+
+def _damaged(cache: Path, key: str, name: str, why: str) -> None:
+    """Warn that an entry is damaged and delete it, so that it is built again."""
+    warnings.warn(
+        f"the cached encoding of {name} in {cache} is damaged ({why}): rebuilding it from the "
+        "source",
+        CharrnnWarning,
+        stacklevel=3,
+    )
+    for f in reversed(_paths(cache, key)):  # the metadata first: the entry is incomplete
+        with suppress(OSError):
+            f.unlink()
+    return None
 
 
 def _evict(cache: Path, keep: str, limit: int) -> None:
@@ -453,8 +555,11 @@ def _build_entry(
     hasher = _Hasher()
     written = 0
     label = "+".join(s.label for s in srcs)
+    need = 128 + scan.chars * vocab.dtype.itemsize + 4 * len(vocab) + 4096  # ids, vocab, meta
+    check_disk(cache, need, f"{label}: its encoding", "set CHARRNN_CACHE_DIR to another folder")
     try:
-        with _atomic(ids_path) as out:
+        with _atomic(ids_path) as f:
+            out = _Hashing(f)  # the digest of what is written, without reading it back
             header = {
                 "descr": np.lib.format.dtype_to_descr(vocab.dtype),
                 "fortran_order": False,
@@ -470,8 +575,9 @@ def _build_entry(
                     out.write(memoryview(ids))
             if written != scan.chars or hasher.hexdigest() != scan.sha256:
                 raise CorpusError(f"{label}: a file changed while it was read (run again)")
-        with _atomic(vocab_path) as out:
-            np.save(out, vocab.codepoints, allow_pickle=False)
+        with _atomic(vocab_path) as f:
+            vocab_out = _Hashing(f)
+            np.save(vocab_out, vocab.codepoints, allow_pickle=False)
         meta = {
             "version": CACHE_VERSION,
             "sha256": scan.sha256,
@@ -483,13 +589,28 @@ def _build_entry(
             "errors": errors,
             "sources": [s.label for s in srcs],
         }
+        meta = integrity.seal(meta, out.hexdigest(), vocab_out.hexdigest(), ids_path)
         with _atomic(meta_path) as out:
             out.write(json.dumps(meta, indent=1).encode())
     except OSError as e:
         raise CorpusError(
-            f"cannot write the corpus cache in {cache}: {e.strerror or e} "
+            f"cannot write the corpus cache in {cache}: {_why(e)} "
             "(free some space, or set CHARRNN_CACHE_DIR to another directory)"
         ) from None
+
+
+class _Hashing:
+    """A binary file that also feeds what is written to a sha256."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f, self._h = f, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self._h.update(data)
+        return self.f.write(data)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
 
 
 class _atomic:
@@ -504,6 +625,7 @@ class _atomic:
             dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
         )
         self.tmp = Path(tmp)
+        hold(fd)  # while we write it: not an orphan for lock.sweep
         self.file = os.fdopen(fd, "wb")
         return self.file
 
@@ -539,16 +661,21 @@ def _read_index(cache: Path) -> dict[str, dict]:
         return {}
 
 
-def _index_lookup(cache: Path, index_key: str) -> str | None:
+def _index_lookup(cache: Path, index_key: str) -> tuple[str | None, str | None]:
+    """The entry key and content sha256 recorded for these files (the entry opened must have
+    that sha256: a damaged index cannot hand over another corpus), or (None, None)."""
     entry = _read_index(cache).get(index_key)
     key = entry.get("key") if isinstance(entry, dict) else None
-    return key if isinstance(key, str) and key.isalnum() else None
+    sha = entry.get("sha256") if isinstance(entry, dict) else None
+    if isinstance(key, str) and key.isalnum() and isinstance(sha, str):
+        return key, sha
+    return None, None
 
 
-def _index_store(cache: Path, index_key: str, key: str) -> None:
+def _index_store(cache: Path, index_key: str, key: str, sha256: str) -> None:
     """Record the key; keep the most recent entries. Best effort: a failure only costs a rehash."""
     entries = _read_index(cache)
-    entries[index_key] = {"key": key, "used": time.time()}
+    entries[index_key] = {"key": key, "sha256": sha256, "used": time.time()}
     if len(entries) > INDEX_ENTRIES:
         recent = sorted(entries.items(), key=lambda kv: kv[1].get("used", 0), reverse=True)
         entries = dict(recent[:INDEX_ENTRIES])
@@ -559,7 +686,7 @@ def _index_store(cache: Path, index_key: str, key: str) -> None:
 # ---------------------------------------------------------------- the cache directory
 
 
-def _usable_cache_dir(cache_dir: Path | None) -> Path:
+def usable_cache_dir(cache_dir: Path | None) -> Path:
     """`cache_dir` (or the default) if we can write in it, else a private temporary directory."""
     first = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     private = Path(tempfile.gettempdir()) / f"charrnn-{_uid()}"
@@ -571,7 +698,7 @@ def _usable_cache_dir(cache_dir: Path | None) -> Path:
         return Path(tempfile.mkdtemp(prefix="charrnn-corpus-"))
     except OSError as e:
         raise CorpusError(
-            f"no writable directory for the corpus cache ({e.strerror or e}): "
+            f"no writable directory for the corpus cache ({_why(e)}): "
             "set CHARRNN_CACHE_DIR to a writable directory"
         ) from None
 

@@ -19,3 +19,11 @@ class CorpusError(CharrnnError):
 
 class CheckpointError(CharrnnError):
     """A checkpoint that is missing, damaged, of another format, or does not fit."""
+
+
+class ResourceError(CharrnnError):
+    """Not enough memory, disk space or another resource for what was asked."""
+
+
+class CharrnnWarning(UserWarning):
+    """Something the user should know that does not stop the command (shown as one line)."""

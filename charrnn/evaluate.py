@@ -138,11 +138,14 @@ def score_ids(
         raise CharrnnError(
             f"the text has {n} character(s): scoring needs at least 2 (the first is context)"
         )
+    from charrnn.footprint import check_scoring
+
     threads = threads or cpu_count()
-    model = model.copy(threads, frozen=True)  # weights derived once per pass, not per call
-    surprisal = np.empty(n - 1, np.float64) if keep else None
     burn_in = -(-burn_in // check) * check
     segs = _segments(n - 1, streams or ROWS_PER_CORE * threads, burn_in, check)
+    check_scoring(model.config, n, segs[0] if segs else 1, threads, keep, chunk)
+    model = model.copy(threads, frozen=True)  # weights derived once per pass, not per call
+    surprisal = np.empty(n - 1, np.float64) if keep else None
     t0 = time.perf_counter()
     if segs is None:
         total = _plain_pass(model, ids, chunk, surprisal, progress)
@@ -156,7 +159,9 @@ def _segments(steps: int, streams: int, burn_in: int, check: int) -> tuple[int, 
     """(S, R): S rows of R steps (a multiple of check) covering `steps` characters read, row s
     reading from s * (R - burn_in); the most rows, up to `streams`, whose segments are at least
     as long as the burn-in and each have something to score. None: too short, one pass."""
-    for S in range(streams, 1, -1):
+    # a segment scores at least max(burn_in, check) steps, so no more than this many fit
+    most = steps // max(burn_in, check, 1) + 1
+    for S in range(min(streams, most), 1, -1):
         R = -(-(steps + (S - 1) * burn_in) // S)
         R = -(-R // check) * check
         if R - burn_in >= max(burn_in, check) and (S - 1) * (R - burn_in) + burn_in < steps:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ def parse_duration(text: str) -> float:
             break
         total += float(m.group(1)) * scale[m.group(2)]
         pos = m.end()
-    if not s or pos != len(s) or total <= 0:
+    if not s or pos != len(s) or not 0 < total < float("inf"):
         raise UsageError(f"--max-time {text!r} is not a duration: use e.g. 90s, 10m, 2h or 1h30m")
     return total
 
@@ -87,38 +86,6 @@ class Request:
     epochs: float | None = None
 
 
-def _check_out_dir(out: Path) -> None:
-    """Create --out if needed and prove it is writable, without touching anything in it."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".charrnn-probe-", delete=True):
-            pass
-    except OSError as e:
-        raise CharrnnError(f"cannot write checkpoints to {out}: {e.strerror or e}") from None
-
-
-def _existing_run_id(path: Path) -> str | None:
-    """The run id of the checkpoint at `path`, '' if it is not readable, None if absent."""
-    if not path.exists():
-        return None
-    from charrnn.checkpoint import load
-
-    try:
-        return str(load(path).meta.get("run_id", ""))
-    except CheckpointError:
-        return ""
-
-
-def _corpus_name(sources: list[str]) -> str:
-    first = sources[0]
-    if first == "-":
-        return "stdin"
-    stem = re.sub(r"[^\w.-]+", "-", Path(first).stem).strip("-.")
-    return stem or "model"
-
-
 def _size_for_budget(req: Request, cfg: ModelConfig, train_chars: int, chars_per_step: int):
     """A new run's layers, hidden size and dropout chosen for its budget (charrnn.budget), where
     neither the user nor a preset fixed them. Returns (config, the choice as stored) or
@@ -154,22 +121,38 @@ def _size_for_budget(req: Request, cfg: ModelConfig, train_chars: int, chars_per
     return cfg, stored
 
 
-def prepare(req: Request):
-    """Load the corpus and build (or restore) a `train.Run`. Returns (run, warnings)."""
-    from charrnn.checkpoint import load
+def prepare(req: Request, targets=None):
+    """Load the corpus and build (or restore) a `train.Run`. Returns (run, warnings).
+
+    `targets` (`targets.claim(req)`, held by the caller for the whole run, as `charrnn train`
+    does) settles the out folder and name and holds the run's lock from before the corpus is
+    read. Without it, prepare makes the same checks itself but does not keep the lock."""
+    from charrnn.targets import claim
+
+    if targets is not None:
+        return _prepare(req, targets)
+    targets = claim(req)
+    try:
+        result = _prepare(req, targets)
+    except BaseException:
+        targets.release()
+        raise
+    targets.lock.release()
+    return result
+
+
+def _prepare(req: Request, targets):
     from charrnn.data import Batches, default_corpus_path, fit_batch, load_corpus, split_ids
     from charrnn.finetune import carry_weights, fit_vocab, remap_ids
+    from charrnn.footprint import check_training
     from charrnn.model import CharRNN
     from charrnn.optim import make_optimizer
     from charrnn.sources import expand
     from charrnn.train import Run
     from charrnn.vocab import Vocab
 
-    warnings: list[str] = []
-    resumed = load(req.resume) if req.resume is not None else None
-    init = load(req.init_from) if req.init_from is not None else None
-    if resumed is not None and init is not None:
-        raise UsageError("--resume and --init-from contradict each other: use one")
+    warnings: list[str] = list(targets.warnings)
+    resumed, init = targets.resumed, targets.init
     base = resumed or init
 
     sources, globs = list(req.sources), list(req.globs)
@@ -256,6 +239,8 @@ def prepare(req: Request):
     sizing = None
     if base is None:
         model_cfg, sizing = _size_for_budget(req, model_cfg, len(train_ids), batch * seq)
+    paths = (targets.latest_path, targets.best_path)
+    check_training(model_cfg, train_cfg, paths, len(val_ids))  # memory, disk: before allocating
     rng = np.random.Generator(np.random.PCG64(train_cfg.rng_seed))
     model = CharRNN.create(model_cfg, rng)
     if base is not None:
@@ -263,14 +248,7 @@ def prepare(req: Request):
     model.set_threads(train_cfg.threads)  # 0: all cores
     optimizer = make_optimizer(train_cfg, model.flat.size, model.flat.dtype)
 
-    if req.out is not None:
-        out = Path(req.out)
-    else:
-        out = Path(req.resume).parent if req.resume is not None else Path("checkpoints")
-    name = req.name or (resumed.meta.get("name") if resumed else None) or _corpus_name(sources)
-    if not re.fullmatch(r"[\w][\w.-]*", name):
-        raise UsageError(f"--name {name!r}: use letters, digits, '.', '-' and '_'")
-    _check_out_dir(out)
+    out, name = targets.out, targets.name
     corpus_meta = dict(corpus.fingerprint)
     corpus_meta["sources"] = [str(Path(s).resolve()) for s in sources if s != "-"]
     corpus_meta.update(encoding="bytes" if as_bytes else req.encoding, errors=req.errors)
@@ -299,11 +277,4 @@ def prepare(req: Request):
                 f"damaged ({type(e).__name__}: {e}); use --init-from to take its weights only"
             ) from None
     warnings += found.warnings(str(run.latest_path))
-    for path in (run.latest_path, run.best_path):
-        owner = _existing_run_id(path)
-        if owner is not None and owner != run.run_id and not req.force:
-            raise UsageError(
-                f"{path} exists and belongs to another run: use --resume {path} to continue "
-                "it, --name to pick another name, or --force to overwrite it"
-            )
     return run, warnings

@@ -584,15 +584,28 @@ def test_refuses_too_many_members(tmp_path):
 
 def test_refuses_unreadable_file(saved, monkeypatch):
     path, _ = saved
-    real_open = open
+    real_open = os.open
 
-    def deny(p, *a, **k):
+    def deny(p, *a, **k):  # tests run as root, who may read anything: simulate a denial
         if Path(p) == path:
             raise PermissionError(errno.EACCES, "Permission denied", str(p))
         return real_open(p, *a, **k)
 
-    monkeypatch.setattr("builtins.open", deny)
+    monkeypatch.setattr("os.open", deny)
     refused(path, "cannot read", "Permission denied")
+
+
+def test_refuses_a_named_pipe_without_waiting_for_a_writer(tmp_path):
+    import threading
+
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    done = []
+    t = threading.Thread(target=lambda: done.append(refused(fifo, "not a checkpoint file")))
+    t.daemon = True  # if open() blocked on the pipe, the test fails instead of hanging
+    t.start()
+    t.join(20)
+    assert done and "named pipe" in done[0]
 
 
 # --- atomic save --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from charrnn.data import (
     load_corpus,
     split_ids,
 )
-from charrnn.errors import CorpusError, UsageError
+from charrnn.errors import CharrnnWarning, CorpusError, UsageError
 
 
 def reference_ids(text: str) -> tuple[list[int], list[int]]:
@@ -358,9 +358,11 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path, cache):
     path = first.cache_path
     del first
     path.write_bytes(b"garbage, not an npy file")
-    assert_corpus_is(load([f], cache), "some text to cache\n")
+    with pytest.warns(CharrnnWarning, match="is damaged"):
+        assert_corpus_is(load([f], cache), "some text to cache\n")
     path.write_bytes(path.read_bytes()[:-3])  # truncated
-    assert_corpus_is(load([f], cache), "some text to cache\n")
+    with pytest.warns(CharrnnWarning, match="is damaged"):
+        assert_corpus_is(load([f], cache), "some text to cache\n")
     (cache / "index.json").write_text("{not json")
     assert_corpus_is(load([f], cache), "some text to cache\n")
 

@@ -1,5 +1,5 @@
-"""Ctrl-C and SIGTERM at several moments of a real training process (including during saves):
-exit 130, the latest checkpoint always loads, and --resume from it works."""
+"""Ctrl-C, SIGTERM and SIGHUP at several moments of a real training process (including during
+saves): exit 130, the latest checkpoint always loads, and --resume from it works."""
 
 import os
 import signal
@@ -56,7 +56,13 @@ def finish(proc):
 
 @pytest.mark.parametrize(
     "sig, delay",
-    [(signal.SIGINT, 0.0), (signal.SIGTERM, 0.15), (signal.SIGINT, 0.4), (signal.SIGTERM, 0.9)],
+    [
+        (signal.SIGINT, 0.0),
+        (signal.SIGTERM, 0.15),
+        (signal.SIGINT, 0.4),
+        (signal.SIGTERM, 0.9),
+        (signal.SIGHUP, 0.3),  # the terminal closed: saved like Ctrl-C
+    ],
 )
 def test_signal_saves_and_resume_works(tmp_path, sig, delay):
     corpus = tmp_path / "c.txt"

@@ -130,9 +130,16 @@ class Cell:
 
     # ------------------------------------------------------------------ training and scoring
 
+    def work_shapes(self, t: int, bs: int) -> dict[str, tuple[int, ...]]:
+        """Cell's own: the shapes of one layer's scratch for bs rows and t steps (model._Work
+        allocates them; footprint.py counts them)."""
+        return {}
+
     def work(self, t: int, bs: int, dtype) -> SimpleNamespace:
-        """Cell's own: one layer's scratch for bs rows and t steps (see model._Work)."""
-        return SimpleNamespace()
+        """One layer's scratch for bs rows and t steps: `work_shapes`, allocated."""
+        return SimpleNamespace(
+            **{name: np.empty(shape, dtype) for name, shape in self.work_shapes(t, bs).items()}
+        )
 
     def derive(self, p: dict[str, np.ndarray], k: int, backward: bool) -> SimpleNamespace:
         """Layer k's weights for one call: whh_t = W_hh^T packed for the time loop, whh =

@@ -45,14 +45,10 @@ class Gru(Cell):
         lw.bhn = self.b_hn(p, k)
         return lw
 
-    def work(self, t, bs, dtype) -> SimpleNamespace:
+    def work_shapes(self, t, bs) -> dict[str, tuple[int, ...]]:
         """hn (T, B, H): W_hn h + b_hn; dgh (T, B, 3H): dL/d(h W_hh^T + b_hh); hg (B, 3H)."""
         g = 3 * self.hidden
-        return SimpleNamespace(
-            hn=np.empty((t, bs, self.hidden), dtype),
-            dgh=np.empty((t, bs, g), dtype),
-            hg=np.empty((bs, g), dtype),
-        )
+        return {"hn": (t, bs, self.hidden), "dgh": (t, bs, g), "hg": (bs, g)}
 
     def forward(self, lw, cw, xg, hs, state, final, k, sl, keep, below) -> None:
         if keep:

@@ -7,8 +7,6 @@ Kernels in lstm_kernels.py. With --peephole or --proj the model is an LSTMP (lst
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from charrnn.cells.base import Cell, activate
@@ -28,10 +26,10 @@ class Lstm(Cell):
     torch_module = "LSTM"
     kernels = "charrnn.cells.lstm_kernels"
 
-    def work(self, t, bs, dtype) -> SimpleNamespace:
+    def work_shapes(self, t, bs) -> dict[str, tuple[int, ...]]:
         """cs (T+1, B, H): c at every step; tcs (T, B, H): tanh(c') (for the backward pass)."""
         h = self.hidden
-        return SimpleNamespace(cs=np.empty((t + 1, bs, h), dtype), tcs=np.empty((t, bs, h), dtype))
+        return {"cs": (t + 1, bs, h), "tcs": (t, bs, h)}
 
     def forward(self, lw, cw, xg, hs, state, final, k, sl, keep, below) -> None:
         if keep:

@@ -69,15 +69,11 @@ class LstmP(Lstm):
             lw.whr_t = lw.whr = np.zeros((0, 0, 0), lw.peep.dtype)
         return lw
 
-    def work(self, t, bs, dtype) -> SimpleNamespace:
+    def work_shapes(self, t, bs) -> dict[str, tuple[int, ...]]:
         """The LSTM's, and with a projection ms (T, B, H): m at every step; m (B, H) and dm
         (B, H) scratch. Without one, empty stand-ins (m is h itself)."""
-        cw = super().work(t, bs, dtype)
         h = self.hidden if self.proj else 0
-        cw.ms = np.empty((t, bs, h), dtype)
-        cw.m = np.empty((bs, h), dtype)
-        cw.dm = np.empty((bs, h), dtype)
-        return cw
+        return {**super().work_shapes(t, bs), "ms": (t, bs, h), "m": (bs, h), "dm": (bs, h)}
 
     def forward(self, lw, cw, xg, hs, state, final, k, sl, keep, below) -> None:
         proj = self.proj > 0

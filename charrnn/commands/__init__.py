@@ -4,12 +4,8 @@
 from __future__ import annotations
 
 import functools
-import os
-import sys
 
 import typer
-
-from charrnn.errors import CharrnnError
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -19,26 +15,13 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def handle_errors(func):
-    """Turn the project's own errors into one line on stderr and their exit status."""
+    """Run a command body so that any failure is one line on stderr and an exit status, and
+    warnings one line each (charrnn/failsafe.py)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except CharrnnError as e:
-            raise fail(str(e), e.exit_code) from None
-        except BrokenPipeError:
-            # the reader went away (`| head`): not an error for us
-            _silence_stdout()
-            raise typer.Exit(0) from None
+        from charrnn.failsafe import run_guarded
+
+        return run_guarded(func, *args, **kwargs)
 
     return wrapper
-
-
-def _silence_stdout() -> None:
-    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except OSError:
-        pass

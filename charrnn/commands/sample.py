@@ -167,6 +167,7 @@ def _sample(
     import numpy as np
 
     from charrnn.checkpoint import load_finite, resolve_checkpoint
+    from charrnn.footprint import check_sampling
     from charrnn.sample import generate, prime_ids
     from charrnn.step import prepare
 
@@ -183,6 +184,10 @@ def _sample(
 
         rng_seed = secrets.randbits(32)
     rng = np.random.default_rng(rng_seed)
+    kept = json_out or num_samples > 1  # samples after the first wait in memory to be printed
+    top = int(ckpt.vocab.codepoints.max())
+    width = 1 if top < 0x100 else 2 if top < 0x10000 else 4  # bytes a character of text takes
+    check_sampling(ckpt.config, num_samples, length, len(seed_text or "") + 1, kept, width)
     prime, starts = prime_ids(
         ckpt.vocab, seed_text, num_samples=num_samples, seed_random=seed_random, unk=unk, rng=rng
     )
@@ -211,7 +216,9 @@ def _read_seed(seed: str | None) -> str | bytes | None:
     """The seed as typed, or stdin's bytes for `--seed -` (decoded once the model is known)."""
     if seed != "-":
         return seed or None
-    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    from charrnn.resources import read_bounded
+
+    data = read_bounded(getattr(sys.stdin, "buffer", sys.stdin), "the seed on stdin")
     return data or None
 
 

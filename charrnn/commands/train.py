@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import contextlib
 import sys
 from pathlib import Path
 
@@ -238,8 +238,8 @@ def run_training(**o) -> None:
     for flag in ("steps", "eval_every"):
         if o[flag] is not None and o[flag] < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1, got {o[flag]}")
-    if o["epochs"] is not None and not o["epochs"] > 0:
-        raise UsageError(f"--epochs must be positive, got {o['epochs']}")
+    if o["epochs"] is not None and not 0 < o["epochs"] < float("inf"):
+        raise UsageError(f"--epochs must be positive and finite, got {o['epochs']}")
     seconds = parse_duration(o["max_time"]) if o["max_time"] is not None else None
     if o["resume"] is not None and o["force"]:
         pass  # --force only matters for another run's files; resume writes its own
@@ -298,10 +298,18 @@ def run_training(**o) -> None:
 
 
 def _train(req, o, seconds: float | None) -> None:
+    from charrnn.targets import claim
+
+    with claim(req, o["log_jsonl"]) as targets:  # checked and locked before any work
+        _run(req, o, seconds, targets)
+
+
+def _run(req, o, seconds: float | None, targets) -> None:
+    from charrnn.failsafe import on_stop_signals, tolerant
     from charrnn.runs import prepare
     from charrnn.train import StopRule, Trainer
 
-    run, warnings = prepare(req)
+    run, warnings = prepare(req, targets)
     for w in warnings:
         typer.echo(f"charrnn: warning: {w}", err=True)
     if run.sizing is not None:
@@ -314,11 +322,10 @@ def _train(req, o, seconds: float | None) -> None:
     live = sys.stderr.isatty() and not o["quiet"]
 
     consumers = []
-    jsonl = open(o["log_jsonl"], "a", encoding="utf-8") if o["log_jsonl"] else None  # noqa: SIM115
-    if jsonl is not None:
+    if targets.log is not None:
         from charrnn.display import JsonlLog
 
-        consumers.append(JsonlLog(jsonl))
+        consumers.append((JsonlLog(targets.log), f"--log-jsonl {o['log_jsonl']}"))
     cfg = run.model_config
     features = "".join(f", {f}" for f in run.model.cell.features())
     title = (
@@ -329,12 +336,8 @@ def _train(req, o, seconds: float | None) -> None:
     from charrnn.display import Dashboard, PlainLog
 
     display = Dashboard(title, stop_seconds=seconds) if live else None
-    consumers.append(display if display is not None else PlainLog())
-
-    def emit(event) -> None:
-        for c in consumers:
-            c(event)
-
+    consumers.append((display if display is not None else PlainLog(), "the progress log"))
+    emit = tolerant(consumers)  # a log that cannot be written is dropped, training goes on
     sampler = _sampler(run) if live else None
     trainer = Trainer(run, stop, emit, eval_every, sample=sampler)
     interrupts = {"n": 0}
@@ -344,9 +347,10 @@ def _train(req, o, seconds: float | None) -> None:
         if interrupts["n"] > 1:
             raise KeyboardInterrupt
         trainer.request_stop()
-        sys.stderr.write("\ncharrnn: stopping after this step (Ctrl-C again to quit now)\n")
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write("\ncharrnn: stopping after this step (Ctrl-C again to quit now)\n")
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    restore = on_stop_signals(on_signal)  # Ctrl-C, SIGTERM, SIGHUP (unless ignored)
     if not live:
         typer.echo(
             f"charrnn: training {title.removeprefix('charrnn · ')}, {stop.describe()}; "
@@ -360,10 +364,7 @@ def _train(req, o, seconds: float | None) -> None:
         else:
             reason = trainer.train()
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        if jsonl is not None:
-            jsonl.close()
+        restore()
     _summary(run, trainer, reason)
     if reason == "interrupted":
         typer.echo(
