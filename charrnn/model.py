@@ -94,6 +94,13 @@ class _Blas:
 
 
 _BLAS = _Blas()
+
+
+def set_blas_threads(n: int) -> None:
+    """Hold numpy's and scipy's BLAS at n threads (1 while several threads call BLAS)."""
+    _BLAS.set(n)
+
+
 _POOL: ThreadPoolExecutor | None = None
 
 

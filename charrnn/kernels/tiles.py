@@ -23,14 +23,28 @@ _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
 
 
+def _wide() -> bool:
+    """Whether the CPU Numba compiles for has 512-bit vectors (AVX-512F): the host, or the
+    one NUMBA_CPU_NAME / NUMBA_CPU_FEATURES name."""
+    import llvmlite.binding as ll
+    from numba.core import config
+
+    if config.CPU_NAME is not None:
+        return "+avx512f" in (config.CPU_FEATURES or "").split(",")
+    return bool(ll.get_host_cpu_features().get("avx512f", False))
+
+
+_BYTES = 64 if _wide() else 32  # bytes per vector register
+
+
 def _width(dtype) -> int:
-    """Elements per vector register (AVX2: 8 float32, 4 float64)."""
-    return 8 if dtype == types.float32 else 4
+    """Elements per vector register (AVX2: 8 float32, 4 float64; AVX-512: 16, 8)."""
+    return _BYTES // (4 if dtype == types.float32 else 8)
 
 
 def panel_width(dtype) -> int:
-    """Columns per packed panel for a NumPy dtype."""
-    return 16 if np.dtype(dtype) == np.float32 else 8
+    """Columns per packed panel for a NumPy dtype: two vector registers."""
+    return 2 * _BYTES // np.dtype(dtype).itemsize
 
 
 def _make_tile(mr: int, npan: int):
