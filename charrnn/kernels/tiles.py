@@ -214,8 +214,6 @@ def mm_packed(a, bp, c, beta):
     c0 = c.ctypes.data
     full = N // PW
     group = 4 if M == 1 else (2 if M <= 3 else 1)  # enough independent accumulators
-    scratch = np.zeros((6, PW), c.dtype)
-    s0 = scratch.ctypes.data
     # row blocks as even as possible (25 rows = 5 x 5, not 4 x 6 + 1): a block of few rows
     # has too few independent accumulators to keep the FMA units busy
     nblk = (M + 5) // 6
@@ -230,6 +228,8 @@ def mm_packed(a, bp, c, beta):
             m0 += mr
         p += npan
     if full < NP:  # the last, partial panel goes through a scratch tile
+        scratch = np.zeros((6, PW), c.dtype)
+        s0 = scratch.ctypes.data
         n0 = full * PW
         w = N - n0
         m0 = 0
