@@ -4,10 +4,15 @@ b packed once per call into panels and reused for all T steps.
 Why: inside the time loop the product has few rows (M = B streams: 1, 25, 50) and the same
 weight every step. A BLAS GEMM re-packs the weight on every call and handles few rows poorly;
 here the weight is packed once (`pack`), and each tile keeps MR rows x NPAN panels of the result
-in vector registers while it walks K (LLVM IR written with llvmlite: <8 x float> / <4 x double>
-loads, broadcasts and llvm.fma). Numba caches the kernels like any other.
+in vector registers while it walks K (LLVM IR written with llvmlite: vector loads, broadcasts
+and llvm.fma). Numba caches the kernels like any other.
 
-Packed layout: bp (NP, K, PW) with PW = 2 vectors (16 float32 or 8 float64) and
+Vector width: the CPU's own, decided when the kernels are compiled (Numba compiles for the host
+and keys its cache by the CPU): 512 bits (16 float32, 8 float64) with AVX-512, else 256 bits (8,
+4). Each output column is still a sum over K in order, one fused multiply-add at a time, so the
+width changes the speed, never the bits.
+
+Packed layout: bp (NP, K, PW) with PW = 2 vectors (32 or 16 float32, 16 or 8 float64) and
 NP = ceil(N / PW); columns past N are zero.
 """
 
@@ -181,8 +186,15 @@ def pack_transposed(w, bp):
     zero = bp.dtype.type(0)
     for p in range(NP):
         panel = bp[p]
+        n0 = p * PW
+        if n0 + PW <= N:  # a full panel: each row of it gathered from PW rows of w
+            for k in range(K):
+                dst = panel[k]
+                for j in range(PW):
+                    dst[j] = w[n0 + j, k]
+            continue
         for j in range(PW):
-            n = p * PW + j
+            n = n0 + j
             if n < N:
                 row = w[n]
                 for k in range(K):
