@@ -37,12 +37,15 @@ pass, and twice a guess rides along with it (one extra row, nearly free: the wei
 the pass serve it too), started from the zero state and reading the same characters; every
 `check` characters the guess's state is compared with the pass's. The characters a guess needs
 to agree within PROBE_RTOL (half STATE_RTOL), and still agree `check` characters later, is the
-model's burn-in. If both guesses agree within
-MAX_BURN_IN characters, and the text is long enough for the segments' burn-ins to cost at most
-BURN_IN_SHARE of it, the rest of the text is scored as segments with that burn-in; otherwise the
-split single pass goes on to the end. A trained model that remembers long (its guesses never
-agree) so costs the single pass and a guess riding along; a random or lightly trained one, which
-forgets within a few hundred characters, gets the segments' speed.
+model's burn-in (a guess whose gap closes too slowly to get there is given up on early). If
+both guesses agree within MAX_BURN_IN characters, and the text is long enough for the segments'
+burn-ins to cost at most BURN_IN_SHARE of it, the rest of the text is scored as segments with
+that burn-in; otherwise the split single pass goes on to the end. A trained model that
+remembers long (its guesses never agree) so costs the single pass and a guess riding along for a
+while; a random or lightly trained one, which forgets within a few hundred characters, gets the
+segments' speed. The measuring is done at the text's start: a model whose memory differs along
+the text (one that falls into different long-lived states) may still have segments recomputed,
+which costs time, never exactness.
 
 Why a tolerance and not equality: two float32 runs of a trained LSTM from different states come
 within a few roundings of each other and then stay there, never bit for bit equal (rounding
@@ -241,15 +244,17 @@ def _measure(exact, model, ids, C: int, tally: _Tally) -> tuple[int, tuple, int 
     """The start of the split single pass, with PROBES guesses riding along one after another
     (see the module doc): after a first C characters, a guess joins from the zero state and
     reads what the pass reads, C characters per call, until its state has agreed with the
-    pass's within PROBE_RTOL at two checks in a row, or MAX_BURN_IN characters have gone by.
-    Returns the position reached, the pass's state there, and the largest number of characters
-    a guess needed to agree (a multiple of C; None when one never did, or the text ran out
-    first)."""
+    pass's within PROBE_RTOL at two checks in a row, or MAX_BURN_IN characters have gone by, or
+    the gap closes too slowly to get there (its rate over the last two checks, kept up to
+    MAX_BURN_IN, would leave it over 100 times PROBE_RTOL: a model that remembers long, given up
+    on early). Returns the position reached, the pass's state there, and the
+    largest number of characters a guess needed to agree (a multiple of C; None when one never
+    did, or the text ran out first)."""
     steps = int(ids.shape[0]) - 1
     state = _exact_pass(exact, ids, 0, C, model.zero_state(1), C, tally)
     pos, needed = C, 0
     for _ in range(PROBES):
-        guess, joined, agreed = model.zero_state(1), pos, 0
+        guess, joined, agreed, gaps = model.zero_state(1), pos, 0, []
         while True:
             if pos + C > steps or pos - joined >= MAX_BURN_IN + C:
                 return pos, state, None
@@ -260,7 +265,13 @@ def _measure(exact, model, ids, C: int, tally: _Tally) -> tuple[int, tuple, int 
             state = tuple(a[:, :1].copy() for a in both)
             guess = tuple(a[:, 1:].copy() for a in both)
             pos += C
-            if _gap(guess, state, 0) > PROBE_RTOL:
+            gaps.append(_gap(guess, state, 0))
+            if gaps[-1] > PROBE_RTOL and len(gaps) >= 3:
+                rate = math.sqrt(gaps[-1] / gaps[-3]) if gaps[-3] > 0 else 1.0  # per check
+                left = (MAX_BURN_IN + C - (pos - joined)) // C  # checks still allowed
+                if rate >= 1.0 or gaps[-1] * rate**left > 100 * PROBE_RTOL:
+                    return pos, state, None
+            if gaps[-1] > PROBE_RTOL:
                 agreed = 0
             elif agreed:  # and it still agrees, C characters on
                 needed = max(needed, agreed - joined)

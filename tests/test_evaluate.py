@@ -258,13 +258,25 @@ def test_a_model_that_forgets_is_measured_then_scored_as_segments(tmp_path):
     assert auto.total_nats == pytest.approx(one.total_nats, rel=1e-8)
 
 
-def test_a_model_that_never_forgets_gets_the_single_pass_after_measuring(tmp_path):
-    """Forget gate at 1: the measuring guess never catches up, so the whole text is the split
-    single pass (the guess rode along as a second row: the first row's bits are unchanged)."""
+def test_a_model_that_never_forgets_gets_the_single_pass_after_measuring(tmp_path, monkeypatch):
+    """Forget gate at 1: the measuring guess never catches up (its gap stops closing, and it is
+    given up on early), so the whole text is the split single pass (the guess rode along as a
+    second row: the first row's bits are unchanged)."""
+    from charrnn.splitpass import SplitPass
+
     model = _memory_model(tmp_path, forget_bias=40.0)
     ids = _long_ids(40_000, model.config.vocab_size)
     one = score_ids(model, ids, keep=True, streams=1)
+    riding = []
+    real = SplitPass.nll
+
+    def nll(self, x, *rest):
+        riding.extend([x.shape[1]] if x.shape[0] == 2 else [])
+        return real(self, x, *rest)
+
+    monkeypatch.setattr(SplitPass, "nll", nll)
     auto = score_ids(model, ids, keep=True)
+    assert 0 < sum(riding) < ev.MAX_BURN_IN  # characters the guess rode along
     assert auto.measured is None and one.measured == 0
     assert auto.streams == 1 and auto.burn_in == 0 and auto.recomputed == 0
     np.testing.assert_array_equal(auto.surprisal, one.surprisal)
