@@ -29,14 +29,17 @@ def clean_env() -> dict[str, str]:
     """This environment without BLAS_VARS, with this checkout first on PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if k not in BLAS_VARS}
     env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(ROOT)]
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *paths])
     return env
 
 
 def reexec_clean() -> None:
-    """Restart this process without BLAS_VARS when either is set (before numpy is imported)."""
+    """Restart this process without BLAS_VARS when either is set (before numpy is imported);
+    either way the processes it starts import this checkout (clean_env's PYTHONPATH)."""
     if any(v in os.environ for v in BLAS_VARS):
         os.execve(sys.executable, [sys.executable, *sys.argv], clean_env())
+    os.environ["PYTHONPATH"] = clean_env()["PYTHONPATH"]
 
 
 def host_kind() -> str:
