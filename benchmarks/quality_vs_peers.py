@@ -23,53 +23,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
+from host import CORPUS, ROOT, clean_env, host_kind  # noqa: F401  (host_kind: quality_sweep)
+
 RESULTS = ROOT / "benchmarks" / "results" / "quality_vs_peers.jsonl"
 RECIPE_FIELDS = (
     "hidden", "layers", "dropout", "lr", "optimizer", "weight_decay", "betas", "batch", "seq",
     "clip", "schedule", "warmup_steps", "min_lr_ratio",
 )  # fmt: skip
-
-
-def clean_env() -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        env.pop(name, None)
-    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def host_kind() -> str:
-    """lscpu's family and model, AVX-512 or not, and the BLAS kernel numpy uses here."""
-    info = {}
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("cpu family", "model", "model name", "flags") and key not in info:
-            info[key] = value.strip()
-    family = info.get("cpu family", "?")
-    zen = {"23": "Zen 1/2", "25": "Zen 3/4", "26": "Zen 5"}.get(family, "?")
-    avx = "AVX-512" if "avx512f" in info.get("flags", "") else "no AVX-512"
-    probe = (
-        "import numpy, threadpoolctl; print(', '.join(sorted({i.get('architecture', '?') "
-        "for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'})))"
-    )
-    blas = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, env=clean_env()
-    ).stdout.strip()
-    return (
-        f"{info.get('model name', '?')}, family {family} model {info.get('model', '?')} ({zen}), "
-        f"{avx}, {os.cpu_count()} cpus, BLAS kernel {blas or '?'}"
-    )
 
 
 def above_best(records: list[dict], tolerance: float = 0.02) -> float:

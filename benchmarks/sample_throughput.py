@@ -11,7 +11,9 @@ random weights, saved as a real checkpoint with charrnn.checkpoint.save. Prints:
   * time to first character: process start to the first byte on stdout (median of --runs,
     warm cache) of `charrnn sample` and of an equivalent torch script; `python -c "import
     numpy"` and `python -c pass` for reference.
-Figures on a shared machine are noisy: compare the ratios printed in the same run.
+Figures on a shared machine are noisy: compare the ratios printed in the same run. The benchmark
+runs without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (see host.py) and prints the host kind and
+BLAS kernel.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ import textwrap
 import time
 from pathlib import Path
 
+from host import CORPUS, ROOT, host_kind, reexec_clean
+
+reexec_clean()
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `charrnn sample` does
+sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
-CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
 H, L = 256, 2
 
 
@@ -176,6 +180,7 @@ def main() -> None:
     script = tmp / "torch_sample.py"
     script.write_text(TORCH_SCRIPT.format(H=H, L=L))
     print(f"model: LSTM {L}x{H}, V=65, checkpoint {ckpt}")
+    print(f"host: {host_kind()}")
     print(f"cpu: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at start\n")
 
     # warm the Numba cache and the page cache

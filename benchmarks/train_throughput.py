@@ -15,6 +15,9 @@ in for).
     python benchmarks/train_throughput.py                 # everything (several minutes)
     python benchmarks/train_throughput.py --quick         # fewer steps
     python benchmarks/train_throughput.py --config lstm2x128 --threads 2 --parallel shards
+
+The benchmark runs without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (see host.py) and prints the
+host kind and BLAS kernel.
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
+from host import CORPUS, ROOT, host_kind, reexec_clean
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
+reexec_clean()
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
 
 
 @dataclass
@@ -235,6 +239,7 @@ def main() -> None:
     ids, corpus = load_ids(65)
     vocab = int(ids.max()) + 1
     load = os.getloadavg()[0]
+    print(f"host: {host_kind()}")
     print(f"corpus: {corpus}; load average before: {load:.2f}; cpus: {os.cpu_count()}")
     peaks = {n: sgemm_peak(n) for n in threads}
     for n, p in peaks.items():

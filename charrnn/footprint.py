@@ -90,22 +90,26 @@ def _shard_sizes(batch: int, threads: int) -> list[int]:
 
 
 def _validation_steps(batch: int, seq: int, val_chars: int | None) -> tuple[int, set[int]]:
-    """The streams and the step counts of train.validation_loss's model calls (each call of T
-    steps cut by model._infer into pieces of INFER_ROWS // streams); None: not known yet, so
-    as many streams as training, in calls as long as training's and a shorter last one."""
-    from charrnn.train import MAX_EVAL_CHARS
-
+    """The streams and the step counts of the model calls of train.validation_loss: one call
+    over the whole split (at most MAX_EVAL_CHARS), cut by model._infer into pieces of
+    INFER_ROWS // streams steps and a shorter last one; None: not known yet, so as many streams
+    as training, in pieces as long as they can be and a last one of unknown length (-1)."""
     if val_chars is None:
-        return batch, {max(1, min(seq, INFER_ROWS // batch)), -1}
-    n = min(val_chars - 1, MAX_EVAL_CHARS)
+        return batch, {max(1, INFER_ROWS // batch), -1}
+    n = _validation_chars(val_chars)
     if n < 1:
         return batch, set()
     b = max(1, min(batch, n))
-    length, steps = n // b, set()
-    for t in {min(seq, length), length % seq} - {0}:
-        piece = max(1, min(t, INFER_ROWS // b))
-        steps |= {piece, t % piece} - {0}
-    return b, steps
+    length = n // b
+    piece = max(1, min(length, INFER_ROWS // b))
+    return b, {piece, length % piece} - {0}
+
+
+def _validation_chars(val_chars: int | None) -> int:
+    """Characters one evaluation scores (as many as it may when not known yet)."""
+    from charrnn.train import MAX_EVAL_CHARS
+
+    return MAX_EVAL_CHARS if val_chars is None else min(val_chars - 1, MAX_EVAL_CHARS)
 
 
 def _work_sets(cfg: ModelConfig, train: TrainConfig, val_chars: int | None) -> int:
@@ -113,11 +117,12 @@ def _work_sets(cfg: ModelConfig, train: TrainConfig, val_chars: int | None) -> i
     training steps and the validation calls (a shape they share is one set)."""
     shapes = {(i, bs, train.seq) for i, bs in enumerate(_shard_sizes(train.batch, train.threads))}
     b, steps = _validation_steps(train.batch, train.seq, val_chars)
+    piece = max(1, INFER_ROWS // b)
     for t in steps:
-        t = train.seq if t == -1 else t  # unknown last call: as long as training's (at most)
+        t = piece if t == -1 else t  # unknown last piece: as long as a piece (at most)
         shapes |= {(i, bs, t) for i, bs in enumerate(_shard_sizes(b, train.threads))}
-    if -1 in steps:  # not known: count the last call apart even if its shape matches
-        shapes |= {(-1 - i, bs, train.seq) for i, bs in enumerate(_shard_sizes(b, train.threads))}
+    if -1 in steps:  # not known: count the last piece apart even if its shape matches
+        shapes |= {(-1 - i, bs, piece) for i, bs in enumerate(_shard_sizes(b, train.threads))}
     return sum(work_bytes(cfg, bs, t) for _, bs, t in shapes)
 
 
@@ -140,12 +145,14 @@ def need_training(cfg: ModelConfig, train: TrainConfig, val_chars: int | None = 
         + 3 * states
         + B * T * 32  # batch ids and their int/intp copies
     )
-    step = max(step, P * F32 + 2 * nb * P * F32)  # the end of a step: new snapshot copies
     evaluation = (
         P * F32 * (1 + nb)  # the checkpoint's copies of parameters and optimizer state
+        + nb * P * F32  # the optimizer state copied as the last good state
         + derived_bytes(cfg, backward=False)
         + 2 * states
         + P * F32  # the dashboard sampler's weights
+        + _validation_chars(val_chars) * (4 + 4 + 8)  # the split's x, y and nats, in one call
+        + INFER_ROWS * 8  # a piece's nats
     )
     return Need(
         {
@@ -281,10 +288,7 @@ def need_scoring(
         work = groups * work_bytes(cfg, per, DEFAULT_CHECK) + rows * DEFAULT_CHECK * 8 * 4
         stored = (MAX_CHECKS + 3) * ns * cfg.layers * rows * cfg.hidden * F32
     else:
-        steps = min(max(1, min(chunk, n - 1)), INFER_ROWS)  # a call's steps ...
-        rest = (n - 1) % steps  # ... and a shorter last call, with buffers of its own
-        work = work_bytes(cfg, 1, steps) + (work_bytes(cfg, 1, rest) if rest else 0)
-        work, stored = work + steps * 8 * 4, 0
+        work, stored = _split_pass_bytes(cfg, n, chunk), 0
     return Need(
         {
             "weights": P * F32 + 2 * derived_bytes(cfg, backward=False),
@@ -293,6 +297,24 @@ def need_scoring(
             "surprisal": (n - 1) * 8 if keep else 0,
         }
     )
+
+
+def _split_pass_bytes(cfg: ModelConfig, n: int, chunk: int) -> int:
+    """Bytes the split single pass (splitpass.py) allocates scoring n characters in calls of
+    `chunk`: each call's nats and ids, and the scratch of each length of piece it is cut into
+    (CHUNK_ROWS characters; a shorter last piece of a call, and of the last call)."""
+    from charrnn.splitpass import CHUNK_ROWS, PARTS
+
+    cell = cells.get(cfg)
+    steps = max(1, min(chunk, n - 1))
+    rw = PARTS * cell.part_outputs(PARTS)  # h's padded width
+    gp = cell.gates * -(-cfg.hidden // PARTS)  # a part's gate columns
+    piece = min(steps, CHUNK_ROWS)
+    lengths = {piece, steps % piece, (n - 1) % steps % piece, min((n - 1) % steps, piece)}
+    scratch = sum(
+        cfg.layers * (t + 1) * rw + PARTS * t * gp + t * cfg.vocab_size for t in lengths - {0}
+    )
+    return scratch * F32 + steps * (8 + 2 * 8 + 2 * 8)  # nats; the call's ids, and a piece's
 
 
 def check_scoring(

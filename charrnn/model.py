@@ -94,6 +94,13 @@ class _Blas:
 
 
 _BLAS = _Blas()
+
+
+def set_blas_threads(n: int) -> None:
+    """Hold numpy's and scipy's BLAS at n threads (1 while several threads call BLAS)."""
+    _BLAS.set(n)
+
+
 _POOL: ThreadPoolExecutor | None = None
 
 
@@ -299,7 +306,8 @@ class CharRNN:
         scale = 1.0 / (B * T)
         bounds = self._shards(B)
         works = [self._workspace(i, bounds[i + 1] - bounds[i], T) for i in range(len(bounds) - 1)]
-        shard_grads = [grads] if len(works) == 1 else [w.shard_grads() for w in works]
+        # shard 0 writes the result's buffer itself, the others their own, added to it after
+        shard_grads = [grads] + [w.shard_grads() for w in works[1:]]
 
         def run(i: int) -> float:
             b0, b1 = bounds[i], bounds[i + 1]
@@ -312,10 +320,8 @@ class CharRNN:
             return loss
 
         losses = self._run(run, len(bounds) - 1)
-        if len(works) > 1:  # sum the shards' gradients in a fixed order
-            np.copyto(grad, works[0].grad)
-            for w in works[1:]:
-                np.add(grad, w.grad, out=grad)
+        for w in works[1:]:  # sum the shards' gradients in a fixed order
+            np.add(grad, w.grad, out=grad)
         return StepResult(float(sum(losses)) * scale, grad, grads, dstate, final)
 
     def forward(self, x, state=None, *, return_hidden=False) -> ForwardResult:

@@ -45,8 +45,9 @@ class Optimizer:
         self.steps = 0  # updates done so far
         self.buffers = {k: np.zeros(self.size, self.dtype) for k in _STATE_KEYS[self.kind]}
 
-    def step(self, flat_params: np.ndarray, flat_grad: np.ndarray, lr: float) -> None:
-        """One update of flat_params (P,) in place from flat_grad (P,) at learning rate lr."""
+    def step(self, flat_params: np.ndarray, flat_grad: np.ndarray, lr: float) -> bool:
+        """One update of flat_params (P,) in place from flat_grad (P,) at learning rate lr.
+        Returns whether every parameter is finite after it."""
         if flat_params.shape != (self.size,) or flat_grad.shape != (self.size,):
             raise ValueError(f"optimizer built for {self.size} parameters")
         if flat_params.dtype != self.dtype or flat_grad.dtype != self.dtype:
@@ -60,14 +61,13 @@ class Optimizer:
             step_size = lr / (1.0 - beta1**t)
             bc2_sqrt = math.sqrt(1.0 - beta2**t)
             decay = 1.0 - lr * c.weight_decay if self.kind == "adamw" else 1.0
-            ok.adam(flat_params, flat_grad, b["exp_avg"], b["exp_avg_sq"], step_size, beta1,
-                    beta2, bc2_sqrt, c.eps, decay)  # fmt: skip
-        elif self.kind == "rmsprop":
-            ok.rmsprop(flat_params, flat_grad, b["square_avg"], lr, c.alpha, c.eps)
-        elif self.kind == "adagrad":
-            ok.adagrad(flat_params, flat_grad, b["sum"], lr, c.eps)
-        else:
-            ok.sgd(flat_params, flat_grad, b["momentum_buffer"], lr, c.momentum)
+            return ok.adam(flat_params, flat_grad, b["exp_avg"], b["exp_avg_sq"], step_size,
+                           beta1, beta2, bc2_sqrt, c.eps, decay)  # fmt: skip
+        if self.kind == "rmsprop":
+            return ok.rmsprop(flat_params, flat_grad, b["square_avg"], lr, c.alpha, c.eps)
+        if self.kind == "adagrad":
+            return ok.adagrad(flat_params, flat_grad, b["sum"], lr, c.eps)
+        return ok.sgd(flat_params, flat_grad, b["momentum_buffer"], lr, c.momentum)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the state: the buffers and `step` (int64 0-d array)."""

@@ -20,7 +20,6 @@ generated text (the seed is not searched); the stop string is included.
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import numpy as np
 
 from charrnn.cpus import cpu_count
 from charrnn.errors import CharrnnError, UsageError
+from charrnn.partner import Pair
 from charrnn.step import StepWeights, feed, step
 from charrnn.vocab import Vocab
 
@@ -194,14 +194,13 @@ class NumbaEngine(NumpyEngine):
     name = "numba"
 
     def __init__(self, w: StepWeights, state, pending: np.ndarray, threads: int = 0) -> None:
-        from charrnn.kernels.sync import LINE
         from charrnn.step import PARTS, split
 
         super().__init__(w, tuple(np.ascontiguousarray(s, np.float32) for s in state), pending)
         self.kernel = w.cell.k.run
         self.parts = split(w, PARTS)
         self.threads = max(1, min(PARTS, threads or cpu_count()))
-        self.flags = np.zeros(2 * LINE, np.int64)  # the barrier of this engine's two threads
+        self.pair = Pair(self.threads)
         self.pending = self._ids(pending)
         self._call(np.zeros((0, self.pending.size)), np.empty((0, self.pending.size), np.int32),
                    False, SampleOptions())  # load or compile now, on one thread  # fmt: skip
@@ -224,15 +223,7 @@ class NumbaEngine(NumpyEngine):
             1.0 if o.top_p is None else float(o.top_p),
             out, feeding,
         )  # fmt: skip
-        n_parts = parts.table.shape[0]
-        if self.threads == 1 or out.shape[0] == 0:
-            self.kernel(*args, 0, n_parts, self.flags, -1)
-            return
-        done = _partner().submit(self.kernel, (*args, 1, n_parts, self.flags, 1))
-        self.kernel(*args, 0, 1, self.flags, 0)
-        error = done.get()  # the partner ends right after this thread's last barrier
-        if error is not None:
-            raise error
+        self.pair.run(self.kernel, args, parts.table.shape[0], out.shape[0])
 
     def feed(self, ids: np.ndarray) -> None:
         out = self._ids(ids.T)  # (T, B)
@@ -242,44 +233,6 @@ class NumbaEngine(NumpyEngine):
         out = np.empty(u.shape, np.int32)
         self._call(np.ascontiguousarray(u), out, False, o)
         return out
-
-
-class _Partner(threading.Thread):
-    """A daemon thread that runs the second half of split kernel calls, one at a time.
-
-    Daemon, so that it can never keep the process alive; each job gets its own reply queue, so
-    a call interrupted while waiting leaves nothing behind for the next one."""
-
-    def __init__(self) -> None:
-        super().__init__(name="charrnn-sample-partner", daemon=True)
-        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self.start()
-
-    def submit(self, fn, args) -> queue.SimpleQueue:
-        reply: queue.SimpleQueue = queue.SimpleQueue()
-        self.jobs.put((fn, args, reply))
-        return reply
-
-    def run(self) -> None:
-        while True:
-            fn, args, reply = self.jobs.get()
-            try:
-                fn(*args)
-                reply.put(None)
-            except BaseException as e:  # handed to the caller
-                reply.put(e)
-
-
-_PARTNER: _Partner | None = None
-_PARTNER_LOCK = threading.Lock()
-
-
-def _partner() -> _Partner:
-    global _PARTNER
-    with _PARTNER_LOCK:
-        if _PARTNER is None:
-            _PARTNER = _Partner()
-        return _PARTNER
 
 
 def warm_numba(w: StepWeights) -> None:

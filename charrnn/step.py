@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from charrnn import cells
-from charrnn.cells.base import Cell
+from charrnn.cells.base import Cell, part_columns
 
 if TYPE_CHECKING:
     from charrnn.config import ModelConfig
@@ -149,12 +149,8 @@ class Parts:
 
 def split(w: StepWeights, parts: int = PARTS) -> Parts:
     """Lay out w's gate columns by part (see Parts)."""
-    hid = w.hidden
-    ng = w.cell.gates
-    hp = -(-hid // parts)
-    unit = np.arange(parts)[:, None] * hp + np.arange(hp)[None, :]  # (P, Hp)
-    cols = np.where(unit < hid, np.arange(ng)[:, None, None] * hid + unit, ng * hid)  # (G, P, Hp)
-    cols = cols.transpose(1, 0, 2).reshape(parts, ng * hp)  # (P, G*Hp); G*H: a zero column
+    hp = -(-w.hidden // parts)
+    cols = part_columns(w.cell.gates, w.hidden, parts)  # (P, G*Hp); G*H: a zero column
 
     def cut(a: np.ndarray) -> np.ndarray:
         """(..., G*H) -> (..., P, G*Hp)"""

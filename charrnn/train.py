@@ -28,6 +28,10 @@ PATIENCE = 5
 MAX_EPOCHS = 50
 # A periodic evaluation scores at most this many validation characters (`charrnn eval` scores all).
 MAX_EVAL_CHARS = 1_000_000
+# By default, evaluations are at least this many times the characters they score apart (in
+# characters trained): scoring costs about a third of training per character, so evaluating
+# then costs under a tenth of the time.
+EVAL_SPACING = 4
 # Divergence: this many bad steps in a row ends training.
 MAX_BAD_STEPS = 3
 
@@ -115,9 +119,23 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def default_eval_every(steps_per_epoch: int, chars_per_step: int, val_chars: int) -> int:
+    """Steps between evaluations when none is given: about half an epoch, at most 1000 steps
+    and at least 10; and with small batches, enough steps to train EVAL_SPACING times the
+    characters an evaluation scores (1000 steps of B1 T25 are 25,000 characters: fewer than a
+    typical validation split)."""
+    scored = max(0, min(val_chars - 1, MAX_EVAL_CHARS))
+    spaced = -(-EVAL_SPACING * scored // max(1, chars_per_step))
+    return max(10, min(1000, steps_per_epoch // 2), spaced)
+
+
 def validation_loss(model, ids: np.ndarray, batch: int, seq: int) -> float:
-    """Mean nats/char over `ids` laid out as `batch` contiguous streams, state carried across
-    chunks of `seq` steps (at most MAX_EVAL_CHARS characters). NaN if there is nothing to score."""
+    """Mean nats/char over `ids` laid out as `batch` contiguous streams, the state carried
+    from each stream's start to its end (at most MAX_EVAL_CHARS characters; `seq` does not
+    change the figure). NaN if there is nothing to score. One or a few streams on several
+    cores go through the split single pass (splitpass.py), which gives the same bits."""
+    from charrnn.model import STACKED_MIN_ROWS
+
     n = min(len(ids) - 1, MAX_EVAL_CHARS)
     if n < 1:
         return float("nan")
@@ -125,12 +143,13 @@ def validation_loss(model, ids: np.ndarray, batch: int, seq: int) -> float:
     length = n // b
     x = np.asarray(ids[: b * length], dtype=np.int32).reshape(b, length)
     y = np.asarray(ids[1 : b * length + 1], dtype=np.int32).reshape(b, length)
-    state = model.zero_state(b)
-    total = 0.0
-    for t0 in range(0, length, seq):
-        nll, state = model.nll(x[:, t0 : t0 + seq], y[:, t0 : t0 + seq], state)
-        total += float(nll.sum())
-    return total / (b * length)
+    scorer = model
+    if b < STACKED_MIN_ROWS and model.threads > 1:  # below it, the same products as nll
+        from charrnn.splitpass import SplitPass
+
+        scorer = SplitPass(model, model.threads)
+    nll, _ = scorer.nll(x, y, model.zero_state(b))
+    return float(nll.sum()) / (b * length)
 
 
 @dataclass
@@ -408,8 +427,7 @@ class Trainer:
             elif res.loss > limit:
                 problem = f"exploding loss ({res.loss:.4g})"
             else:
-                opt.step(model.flat, res.grad_flat, lr)
-                if not np.isfinite(model.flat).all():
+                if not opt.step(model.flat, res.grad_flat, lr):  # some weight not finite
                     problem = f"the update made weights NaN/inf (restored those of step {good[0]})"
                     model.flat[:] = good[1]
                     opt.load_state_dict(good[2])

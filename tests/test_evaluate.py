@@ -242,6 +242,60 @@ def test_a_model_with_a_long_memory_is_recomputed_until_the_guess_catches_up(tmp
     assert seg.total_nats == pytest.approx(one.total_nats, rel=1e-8)
 
 
+def test_a_model_that_forgets_is_measured_then_scored_as_segments(tmp_path):
+    """By default the pass first measures how many characters a guess from the zero state
+    needs to agree with it; a random model forgets within a few hundred, so the rest of the
+    text is scored as segments with that burn-in, to the single pass's figure."""
+    params, cfg = make_checkpoint(tmp_path / "m.npz", scale=0.3)
+    model = CharRNN.from_params(cfg, params)
+    ids = _long_ids(40_000, cfg.vocab_size)
+    one = score_ids(model, ids, keep=True, streams=1)
+    auto = score_ids(model, ids, keep=True, threads=2)
+    assert 0 < auto.measured <= ev.MAX_BURN_IN and auto.measured % ev.DEFAULT_CHECK == 0
+    assert auto.streams == 2 * ev.ROWS_PER_CORE and auto.burn_in == auto.measured
+    assert auto.recomputed == 0 and auto.state_gap <= ev.STATE_RTOL
+    np.testing.assert_allclose(auto.surprisal, one.surprisal, rtol=2e-5, atol=2e-5)
+    assert auto.total_nats == pytest.approx(one.total_nats, rel=1e-8)
+
+
+def test_a_model_that_never_forgets_gets_the_single_pass_after_measuring(tmp_path, monkeypatch):
+    """Forget gate at 1: the measuring guess never catches up (its gap stops closing, and it is
+    given up on early), so the whole text is the split single pass (the guess rode along as a
+    second row: the first row's bits are unchanged)."""
+    from charrnn.splitpass import SplitPass
+
+    model = _memory_model(tmp_path, forget_bias=40.0)
+    ids = _long_ids(40_000, model.config.vocab_size)
+    one = score_ids(model, ids, keep=True, streams=1)
+    riding = []
+    real = SplitPass.nll
+
+    def nll(self, x, *rest):
+        riding.extend([x.shape[1]] if x.shape[0] == 2 else [])
+        return real(self, x, *rest)
+
+    monkeypatch.setattr(SplitPass, "nll", nll)
+    auto = score_ids(model, ids, keep=True)
+    assert 0 < sum(riding) < ev.MAX_BURN_IN  # characters the guess rode along
+    assert auto.measured is None and one.measured == 0
+    assert auto.streams == 1 and auto.burn_in == 0 and auto.recomputed == 0
+    np.testing.assert_array_equal(auto.surprisal, one.surprisal)
+    assert auto.total_nats == one.total_nats
+
+
+def test_segments_that_would_cost_too_much_burn_in_are_not_used(tmp_path):
+    """A model that forgets only after ~1,000 characters, on a text where 11 segments' burn-ins
+    would be a third of it: fewer segments, so that their burn-ins stay within BURN_IN_SHARE."""
+    model = _memory_model(tmp_path, forget_bias=math.log(0.95 / 0.05))
+    ids = _long_ids(30_000, model.config.vocab_size)
+    auto = score_ids(model, ids, keep=True, threads=2)
+    assert auto.measured and auto.measured >= 768
+    assert 1 < auto.streams < 2 * ev.ROWS_PER_CORE
+    assert (auto.streams - 1) * auto.burn_in <= ev.BURN_IN_SHARE * ids.size
+    one = score_ids(model, ids, keep=True, streams=1)
+    assert auto.total_nats == pytest.approx(one.total_nats, rel=1e-8)
+
+
 def test_short_texts_get_the_single_pass(tmp_path):
     params, cfg = make_checkpoint(tmp_path / "m.npz")
     model = CharRNN.from_params(cfg, params)

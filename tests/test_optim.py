@@ -163,3 +163,21 @@ def test_optimizer_rejects_wrong_buffers():
         opt.step(np.zeros(P + 1, np.float32), np.zeros(P + 1, np.float32), 0.1)
     with pytest.raises(ValueError):
         opt.step(np.zeros(P), np.zeros(P), 0.1)
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw", "rmsprop", "adagrad", "sgd"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_step_reports_whether_every_weight_is_finite(kind, dtype):
+    """The divergence guard's check, made in the update's own pass: True while every weight is
+    finite, False once any one is an infinity or a NaN (wherever it sits in the buffer)."""
+    big = np.finfo(dtype).max
+    for where in (0, 17, P - 1):
+        opt = make_optimizer(TrainConfig(optimizer=kind, lr=0.1), P, dtype)
+        p, g = np.ones(P, dtype), np.full(P, 0.5, dtype)
+        assert opt.step(p, g, 0.1) is True
+        p[where] = big if kind == "sgd" else np.nan  # sgd: big - 0.1 * (-big) overflows
+        g[where] = -big if kind == "sgd" else 0.5
+        assert opt.step(p, g, 0.1) is False
+        p[where] = 1.0
+        g[where] = 0.5
+        assert opt.step(p, g, 0.1) is True

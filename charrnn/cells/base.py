@@ -16,7 +16,8 @@ kernels). Three places derive weights from the parameters, each through the cell
     backward pass) and sums the input-side bias;
   - the NumPy step (step.py): `input_bias`, `step_order`/`step_scale` (the gate blocks reordered,
     sigmoid ones pre-halved so one tanh serves every gate) and `step_extras`;
-  - the fused sampler (step.split): the step layout cut by unit into parts, and `split_extras`.
+  - the fused sampler (step.split): the step layout cut by unit into parts, and `split_extras`;
+  - the split scoring pass (splitpass.py): `derive_parts`, every layer cut by unit into parts.
 """
 
 from __future__ import annotations
@@ -177,6 +178,68 @@ class Cell:
         model makes the gradients of W_ih, W_hh and the biases from them."""
         raise NotImplementedError
 
+    # ------------------------------------------------------------------ the split pass
+
+    def part_outputs(self, parts: int) -> int:
+        """Hq: units of h each part makes (Hp = ceil(H / parts); a projection's differ)."""
+        return -(-self.hidden // parts)
+
+    def derive_parts(self, p: dict[str, np.ndarray], parts: int) -> SimpleNamespace:
+        """The weights of the split scoring pass (splitpass.py, kernels/parts.py): every
+        layer's gate rows cut by unit into `parts` parts of Hp = ceil(H / parts) units (zero
+        past H), so that one core makes units [q*Hp, (q+1)*Hp) of every layer; h is Rw =
+        parts * Hq wide and c Hw = parts * Hp (zero past R and H).
+
+          table (P, V, G*Hp)          layer 0's input side of each symbol, its input bias added
+          w_ih (L-1, P, G*Hp, Rw), b_ih (L-1, P, G*Hp)   the layers above: W_ih, input bias
+          whh (L, P, NP, Rw, PW)      W_hh^T of each part's gate columns, packed (kernels/tiles)
+          dec (V, Rw), dec_b (V,)     the decoder
+          wts                         the kernel's tuple: table, w_ih, b_ih, whh, `part_extras`
+          rw, hw                      the padded widths of h and c
+        """
+        cfg, g = self.config, self.gates
+        hp, hq = -(-self.hidden // parts), self.part_outputs(parts)
+        rw, hw = parts * hq, parts * hp
+        cols = part_columns(g, self.hidden, parts)  # (P, G*Hp)
+
+        def rows(a: np.ndarray, width: int | None = None) -> np.ndarray:
+            """a (G*H, ...) -> (P, G*Hp, ...): each part's gate rows, zero past H; the last
+            axis zero-padded to `width`."""
+            a = np.concatenate([a, np.zeros((1, *a.shape[1:]), a.dtype)])[cols]
+            if width is not None:
+                a = np.concatenate([a, np.zeros((*a.shape[:-1], width - a.shape[-1]), a.dtype)], -1)
+            return np.ascontiguousarray(a)
+
+        w0 = p["weight_ih_l0"]  # (G*H, E or V)
+        first = p["encoder.weight"] @ w0.T if cfg.embed else w0.T  # (V, G*H)
+        table = rows((first + self.input_bias(p, 0)).T).transpose(0, 2, 1)  # (P, V, G*Hp)
+        above = range(1, cfg.layers)
+        w_ih = [rows(p[f"weight_ih_l{k}"], rw) for k in above]
+        b_ih = [rows(self.input_bias(p, k)) for k in above]
+        whh = [
+            np.stack([packed(w, transposed=True) for w in rows(p[f"weight_hh_l{k}"], rw)])
+            for k in range(cfg.layers)
+        ]
+        dtype = w0.dtype
+        dec = np.zeros((cfg.vocab_size, rw), dtype)
+        dec[:, : self.width] = p["decoder.weight"]
+        w_ih_all = np.stack(w_ih) if w_ih else np.zeros((0, parts, g * hp, rw), dtype)
+        b_ih_all = np.stack(b_ih) if b_ih else np.zeros((0, parts, g * hp), dtype)
+        wts = (np.ascontiguousarray(table), w_ih_all, b_ih_all, np.stack(whh),
+               *self.part_extras(p, parts, hw))  # fmt: skip
+        return SimpleNamespace(
+            wts=wts, dec=dec, dec_b=np.ascontiguousarray(p["decoder.bias"]), rw=rw, hw=hw
+        )
+
+    def part_extras(self, p: dict[str, np.ndarray], parts: int, hw: int) -> tuple:
+        """Cell's own: the split pass's arrays beyond table, w_ih, b_ih and whh (hw: c's
+        padded width)."""
+        return ()
+
+    def part_work(self, batch: int, hw: int) -> np.ndarray:
+        """Scratch the threads of the split pass share (cell's own size; none here)."""
+        return np.zeros((0, 0), np.float32)
+
     # ------------------------------------------------------------------ single steps
 
     def step_extras(self, p: dict[str, np.ndarray], gated) -> dict[str, np.ndarray]:
@@ -224,6 +287,16 @@ def packed(b: np.ndarray, transposed: bool = False) -> np.ndarray:
     out = np.empty(((N + pw - 1) // pw, K, pw), b.dtype)
     (tiles.pack_transposed if transposed else tiles.pack)(b, out)
     return out
+
+
+def part_columns(gates: int, hidden: int, parts: int) -> np.ndarray:
+    """(P, G*Hp) the gate rows (or columns) each part owns, Hp = ceil(H / P): part p owns units
+    [p*Hp, min(H, (p+1)*Hp)) and, for each gate block in order, those units' rows; past H the
+    index G*H (a zero row the caller appends)."""
+    hp = -(-hidden // parts)
+    unit = np.arange(parts)[:, None] * hp + np.arange(hp)[None, :]  # (P, Hp)
+    cols = np.where(unit < hidden, np.arange(gates)[:, None, None] * hidden + unit, gates * hidden)
+    return cols.transpose(1, 0, 2).reshape(parts, gates * hp)  # (G, P, Hp) -> (P, G*Hp)
 
 
 def by_unit(a: np.ndarray, parts: int, hp: int) -> np.ndarray:

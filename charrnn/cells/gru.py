@@ -83,6 +83,13 @@ class Gru(Cell):
         hn += n  # n + z * (h - n) = (1 - z) * n + z * h
         return hn
 
+    def part_extras(self, p, parts, hw) -> tuple:
+        """b_hn (L, Hw), zero past H."""
+        bhn = np.zeros((self.config.layers, hw), p["weight_hh_l0"].dtype)
+        for k in range(self.config.layers):
+            bhn[k, : self.hidden] = self.b_hn(p, k)
+        return (bhn,)
+
     def split_extras(self, w, parts, hp):
         """b_hn (L, P, Hp)."""
         return (np.ascontiguousarray(by_unit(w.extra["b_hn"], parts, hp)),)

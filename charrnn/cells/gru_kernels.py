@@ -1,6 +1,6 @@
 """The GRU's kernels (charrnn/cells/gru.py): a layer over T steps, forward and backward
-(PyTorch's gate order r, z, n), forward-only `infer`; and `run`, the fused sampling kernel
-(kernels/step.py).
+(PyTorch's gate order r, z, n), forward-only `infer`; `infer_split`, the scoring pass split by
+unit over two cores (kernels/parts.py); and `run`, the fused sampling kernel (kernels/step.py).
 
 r = sigmoid(W_ir x + b_ir + W_hr h + b_hr);  z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
 n = tanh(W_in x + b_in + r * (W_hn h + b_hn));  h' = (1 - z) * n + z * h
@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from charrnn.kernels.activations import sigmoid, tanh
+from charrnn.kernels.parts import enter, input_part, leave
 from charrnn.kernels.step import FUSED, ZERO, begin, draw, end, input_side, mm_acc, sigmoid_of_half
 from charrnn.kernels.step import tanh as tanh32
 from charrnn.kernels.sync import meet
@@ -65,6 +66,36 @@ def infer(xg, whh_t, bhn, hs, hg):
             out_h = hs[t + 1, b]
             for j in range(H):
                 out_h[j] = hb[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def infer_split(wts, x, y, dec, dec_b, h, c, hs, xg, work, logits, out, lo, hi, flags, who):
+    """`infer` over all layers and the loss, parts lo..hi-1 of every layer's units on this
+    thread (kernels/parts.py). wts: table, w_ih, b_ih, whh, bhn (L, Hw): b_hn, zero past H."""
+    table, w_ih, b_ih, whh, bhn = wts
+    L, T1, B, R = hs.shape
+    G = xg.shape[2]
+    hp = G // 3
+    hg = np.empty((B, G), xg.dtype)
+    act = np.empty(G, xg.dtype)  # local rows: see lstm.forward
+    hv = np.empty(hp, xg.dtype)
+    hb = np.empty(hp, xg.dtype)
+    n = enter(h, hs, hp, lo, hi, flags, who)
+    for k in range(L):
+        for q in range(lo, hi):
+            input_part(k, q, x, table, w_ih, b_ih, hs, xg)
+        for t in range(T1 - 1):
+            for q in range(lo, hi):
+                u0 = q * hp
+                mm_packed(hs[k, t], whh[k, q], hg, 0)
+                for b in range(B):
+                    _row(xg[q, t * B + b], hg[b], bhn[k, u0 : u0 + hp], hs[k, t, b, u0 : u0 + hp],
+                         act, hv, hb)  # fmt: skip
+                    out_h = hs[k, t + 1, b, u0 : u0 + hp]
+                    for j in range(hp):
+                        out_h[j] = hb[j]
+            n = meet(flags, who, n)
+    leave(hs, h, hp, lo, hi, dec, dec_b, y, logits, out, who)
 
 
 @njit(nogil=True, error_model="numpy", inline="always")

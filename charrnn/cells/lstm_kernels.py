@@ -1,6 +1,7 @@
 """The LSTM's kernels (charrnn/cells/lstm.py): a layer over T steps, forward and backward
-(PyTorch's gate order i, f, g, o), forward-only `infer` and `infer_stacked`; and `run`, the fused
-sampling kernel (kernels/step.py).
+(PyTorch's gate order i, f, g, o), forward-only `infer` and `infer_stacked`; `infer_split`, the
+scoring pass split by unit over two cores (kernels/parts.py); and `run`, the fused sampling
+kernel (kernels/step.py).
 
     i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of  x W_ih^T + b_ih + h W_hh^T + b_hh
     c' = f * c + i * g;   h' = o * tanh(c')
@@ -16,6 +17,7 @@ from numba import njit
 
 from charrnn.kernels.activations import sigmoid, tanh
 from charrnn.kernels.layers import stack_rows
+from charrnn.kernels.parts import enter, input_part, leave
 from charrnn.kernels.step import FUSED, begin, draw, end, input_side, mm_acc, sigmoid_of_half
 from charrnn.kernels.step import tanh as tanh32
 from charrnn.kernels.sync import meet
@@ -80,7 +82,29 @@ def infer(xg, whh_t, hs, c):
     for t in range(T):
         a = xg[t]
         mm_packed(hs[t], whh_t, a, 1)
-        _update(a, c, hs[t + 1], cb, hb)
+        _update(a, c, hs[t + 1], 0, cb, hb)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def infer_split(wts, x, y, dec, dec_b, h, c, hs, xg, work, logits, out, lo, hi, flags, who):
+    """`infer` over all layers and the loss, parts lo..hi-1 of every layer's units on this
+    thread (kernels/parts.py)."""
+    table, w_ih, b_ih, whh = wts
+    L, T1, B, R = hs.shape
+    hp = xg.shape[2] // 4
+    cb = np.empty(hp, xg.dtype)
+    hb = np.empty(hp, xg.dtype)
+    n = enter(h, hs, hp, lo, hi, flags, who)
+    for k in range(L):
+        for q in range(lo, hi):
+            input_part(k, q, x, table, w_ih, b_ih, hs, xg)
+        for t in range(T1 - 1):
+            for q in range(lo, hi):
+                a = xg[q, t * B : (t + 1) * B]
+                mm_packed(hs[k, t], whh[k, q], a, 1)
+                _update(a, c[k], hs[k, t + 1], q * hp, cb, hb)
+            n = meet(flags, who, n)
+    leave(hs, h, hp, lo, hi, dec, dec_b, y, logits, out, who)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -102,25 +126,25 @@ def infer_stacked(hin, wcat_t, bias, hs, c):
     for t in range(T):
         stack_rows(hin[t], hs[t], bias, x, a)
         mm_packed(x, wcat_t, a, 1)
-        _update(a, c, hs[t + 1], cb, hb)
+        _update(a, c, hs[t + 1], 0, cb, hb)
 
 
 @njit(nogil=True, error_model="numpy", inline="always")
-def _update(a, c, h, cb, hb):
-    """One step of the cell for rows a (B, 4H) of pre-activations: c (B, H) in place, h (B, H)
-    out; cb, hb (H,) scratch."""
+def _update(a, c, h, u0, cb, hb):
+    """One step of H units for rows a (B, 4H) of their pre-activations: units u0..u0+H of c
+    (B, >= u0+H) in place and of h out; cb, hb (H,) scratch."""
     B, G = a.shape
     H = G // 4
     for b in range(B):
         ab = a[b]
-        cp = c[b]
+        cp = c[b, u0 : u0 + H]
         for j in range(H):
             cb[j] = sigmoid(ab[H + j]) * cp[j] + sigmoid(ab[j]) * tanh(ab[2 * H + j])
         for j in range(H):
             hb[j] = sigmoid(ab[3 * H + j]) * tanh(cb[j])
         for j in range(H):
             cp[j] = cb[j]
-        hn = h[b]
+        hn = h[b, u0 : u0 + H]
         for j in range(H):
             hn[j] = hb[j]
 

@@ -98,6 +98,35 @@ class LstmP(Lstm):
             self.k.peephole_grads(act, cw.cs, *(grads[f"weight_{n}_l{k}"] for n in PEEPHOLES))
         return act, act
 
+    # ------------------------------------------------------------------ the split pass
+
+    def part_outputs(self, parts) -> int:
+        """With a projection each part makes ceil(P / parts) of h's P outputs."""
+        return -(-self.proj // parts) if self.proj else super().part_outputs(parts)
+
+    def part_extras(self, p, parts, hw) -> tuple:
+        """peep (L, 3, Hw), zero past H; whr (L, P, NP, Hw, PW): the columns of W_hr^T (Hw, Rw,
+        zero past H and P) of each part's Hq outputs, packed (an empty stand-in without a
+        projection); proj."""
+        n_layers, h = self.config.layers, self.hidden
+        dtype = p["weight_hh_l0"].dtype
+        peep = np.zeros((n_layers, 3, hw), dtype)
+        for k in range(n_layers):
+            peep[k, :, :h] = self.peep(p, k)
+        if not self.proj:
+            return peep, np.zeros((n_layers, parts, 0, 0, 0), dtype), False
+        hq = self.part_outputs(parts)
+        whr = []
+        for k in range(n_layers):
+            w = np.zeros((hw, parts * hq), dtype)
+            w[:h, : self.proj] = p[f"weight_hr_l{k}"].T
+            whr.append(np.stack([base.packed(w[:, q * hq : (q + 1) * hq]) for q in range(parts)]))
+        return peep, np.stack(whr), True
+
+    def part_work(self, batch, hw) -> np.ndarray:
+        """m (B, Hw), which both threads read after each made its units of it."""
+        return np.zeros((batch, hw if self.proj else 0), np.float32)
+
     # ------------------------------------------------------------------ single steps
 
     def step_extras(self, p, gated) -> dict[str, np.ndarray]:

@@ -1,6 +1,7 @@
 """The kernels of the LSTM with peepholes and/or a projection (charrnn/cells/lstmp.py): a layer
-over T steps, forward and backward, forward-only `infer`, the peepholes' gradients; and `run`,
-the fused sampling kernel (kernels/step.py). PyTorch's gate order i, f, g, o:
+over T steps, forward and backward, forward-only `infer`, the peepholes' gradients;
+`infer_split`, the scoring pass split by unit over two cores (kernels/parts.py); and `run`, the
+fused sampling kernel (kernels/step.py). PyTorch's gate order i, f, g, o:
 
     i = sigmoid(a_i + w_ci * c),  f = sigmoid(a_f + w_cf * c),  g = tanh(a_g)
     c' = f * c + i * g;   o = sigmoid(a_o + w_co * c');   m = o * tanh(c')
@@ -18,6 +19,7 @@ from numba import njit
 
 from charrnn.kernels.activations import sigmoid, tanh
 from charrnn.kernels.layers import weight_grad  # noqa: F401  (dL/dW_hr, called by lstmp.py)
+from charrnn.kernels.parts import enter, input_part, leave
 from charrnn.kernels.step import FUSED, ZERO, begin, draw, end, input_side, mm_acc, sigmoid_of_half
 from charrnn.kernels.step import tanh as tanh32
 from charrnn.kernels.sync import meet
@@ -86,23 +88,63 @@ def infer(xg, whh_t, peep, whr_t, hs, c, m, proj):
     for t in range(T):
         a = xg[t]
         mm_packed(hs[t], whh_t, a, 1)
-        out = m if proj else hs[t + 1]
-        for b in range(B):
-            ab = a[b]
-            cp = c[b]
-            for j in range(H):
-                cb[j] = sigmoid(ab[H + j] + peep[1, j] * cp[j]) * cp[j] + sigmoid(
-                    ab[j] + peep[0, j] * cp[j]
-                ) * tanh(ab[2 * H + j])
-            for j in range(H):
-                mb[j] = sigmoid(ab[3 * H + j] + peep[2, j] * cb[j]) * tanh(cb[j])
-            for j in range(H):
-                cp[j] = cb[j]
-            ob = out[b]
-            for j in range(H):
-                ob[j] = mb[j]
+        _cells(a, c, m if proj else hs[t + 1], peep, 0, cb, mb)
         if proj:
             mm_packed(m, whr_t, hs[t + 1], 0)
+
+
+@njit(nogil=True, error_model="numpy", inline="always")
+def _cells(a, c, out, peep, u0, cb, mb):
+    """One step of H units for rows a (B, 4H) of their pre-activations: units u0..u0+H of c
+    (B, >= u0+H) in place and of m into out; peep (3, >= u0+H); cb, mb (H,) scratch."""
+    B, G = a.shape
+    H = G // 4
+    pi, pf, po = peep[0, u0 : u0 + H], peep[1, u0 : u0 + H], peep[2, u0 : u0 + H]
+    for b in range(B):
+        ab = a[b]
+        cp = c[b, u0 : u0 + H]
+        for j in range(H):
+            cb[j] = sigmoid(ab[H + j] + pf[j] * cp[j]) * cp[j] + sigmoid(
+                ab[j] + pi[j] * cp[j]
+            ) * tanh(ab[2 * H + j])
+        for j in range(H):
+            mb[j] = sigmoid(ab[3 * H + j] + po[j] * cb[j]) * tanh(cb[j])
+        for j in range(H):
+            cp[j] = cb[j]
+        ob = out[b, u0 : u0 + H]
+        for j in range(H):
+            ob[j] = mb[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def infer_split(wts, x, y, dec, dec_b, h, c, hs, xg, work, logits, out, lo, hi, flags, who):
+    """`infer` over all layers and the loss, parts lo..hi-1 of every layer's units on this
+    thread (kernels/parts.py). wts: table, w_ih, b_ih, whh, peep (L, 3, Hw) (zero past H),
+    whr (L, P, NP, Hw, PW): W_hr^T's columns of each part's Hq outputs, packed (an empty
+    stand-in without a projection), proj. With a projection each step takes two phases: every
+    part makes its units of m into work (B, Hw), the threads meet, then every part makes its
+    Hq outputs of h from all of m, and they meet again."""
+    table, w_ih, b_ih, whh, peep, whr, proj = wts
+    L, T1, B, R = hs.shape
+    hp = xg.shape[2] // 4
+    hq = R // whh.shape[1]
+    cb = np.empty(hp, xg.dtype)
+    mb = np.empty(hp, xg.dtype)
+    n = enter(h, hs, hq, lo, hi, flags, who)
+    for k in range(L):
+        for q in range(lo, hi):
+            input_part(k, q, x, table, w_ih, b_ih, hs, xg)
+        for t in range(T1 - 1):
+            for q in range(lo, hi):
+                a = xg[q, t * B : (t + 1) * B]
+                mm_packed(hs[k, t], whh[k, q], a, 1)
+                _cells(a, c[k], work if proj else hs[k, t + 1], peep[k], q * hp, cb, mb)
+            n = meet(flags, who, n)
+            if proj:
+                for q in range(lo, hi):
+                    mm_packed(work, whr[k, q], hs[k, t + 1, :, q * hq : (q + 1) * hq], 0)
+                n = meet(flags, who, n)
+    leave(hs, h, hq, lo, hi, dec, dec_b, y, logits, out, who)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -46,6 +46,9 @@ class Rnn(Cell):
     def split_extras(self, w, parts, hp):
         return (self.relu,)
 
+    def part_extras(self, p, parts, hw) -> tuple:
+        return (self.relu,)
+
 
 def cell(config) -> Rnn:
     return Rnn(config)

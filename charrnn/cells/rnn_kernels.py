@@ -1,6 +1,7 @@
 """The Elman RNN's kernels (charrnn/cells/rnn.py): a layer over T steps, forward and backward,
 h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh), act = tanh or relu (PyTorch's nn.RNN nonlinearity);
-and `run`, the fused sampling kernel (kernels/step.py)."""
+`infer_split`, the scoring pass split by unit over two cores (kernels/parts.py); and `run`, the
+fused sampling kernel (kernels/step.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from numba import njit
 
 from charrnn.kernels.activations import tanh
 from charrnn.kernels.layers import stack_rows
+from charrnn.kernels.parts import enter, input_part, leave
 from charrnn.kernels.step import FUSED, ZERO, begin, draw, end, input_side, mm_acc
 from charrnn.kernels.step import tanh as tanh32
 from charrnn.kernels.sync import meet
@@ -29,7 +31,28 @@ def forward(xg, whh_t, hs, relu):
     for t in range(T):
         a = xg[t]
         mm_packed(hs[t], whh_t, a, 1)
-        _update(a, hs[t + 1], relu, hb)
+        _update(a, hs[t + 1], 0, relu, hb)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def infer_split(wts, x, y, dec, dec_b, h, c, hs, xg, work, logits, out, lo, hi, flags, who):
+    """`forward` over all layers and the loss, parts lo..hi-1 of every layer's units on this
+    thread (kernels/parts.py). wts: table, w_ih, b_ih, whh, relu."""
+    table, w_ih, b_ih, whh, relu = wts
+    L, T1, B, R = hs.shape
+    hp = xg.shape[2]
+    hb = np.empty(hp, xg.dtype)
+    n = enter(h, hs, hp, lo, hi, flags, who)
+    for k in range(L):
+        for q in range(lo, hi):
+            input_part(k, q, x, table, w_ih, b_ih, hs, xg)
+        for t in range(T1 - 1):
+            for q in range(lo, hi):
+                a = xg[q, t * B : (t + 1) * B]
+                mm_packed(hs[k, t], whh[k, q], a, 1)
+                _update(a, hs[k, t + 1], q * hp, relu, hb)
+            n = meet(flags, who, n)
+    leave(hs, h, hp, lo, hi, dec, dec_b, y, logits, out, who)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -48,12 +71,12 @@ def infer_stacked(hin, wcat_t, bias, hs, relu):
     for t in range(T):
         stack_rows(hin[t], hs[t], bias, x, a)
         mm_packed(x, wcat_t, a, 1)
-        _update(a, hs[t + 1], relu, hb)
+        _update(a, hs[t + 1], 0, relu, hb)
 
 
 @njit(nogil=True, error_model="numpy", inline="always")
-def _update(a, h, relu, hb):
-    """h (B, H) = act(a (B, H)), through the local row hb (H,)."""
+def _update(a, h, u0, relu, hb):
+    """Units u0..u0+H of h (B, >= u0+H) = act(a (B, H)), through the local row hb (H,)."""
     B, H = a.shape
     zero = a.dtype.type(0)
     for b in range(B):
@@ -64,7 +87,7 @@ def _update(a, h, relu, hb):
         else:
             for j in range(H):
                 hb[j] = tanh(ab[j])
-        out = h[b]
+        out = h[b, u0 : u0 + H]
         for j in range(H):
             out[j] = hb[j]
 

@@ -79,14 +79,16 @@ def command(
         0,
         "--streams",
         help="Segments of the text scored side by side, then checked against the single pass "
-        "(the result is the same either way); 0 = 6 per core; 1 = the single "
-        "pass only.",
+        "(the result is the same either way); 0 = 6 per core when the model forgets fast "
+        "enough for them to pay (measured); 1 = the single pass only.",
         rich_help_panel="Speed",
     ),
-    burn_in: int = typer.Option(
-        768,
+    burn_in: int | None = typer.Option(
+        None,
         "--burn-in",
-        help="Characters each segment reads before its first score, to guess its state.",
+        help="Characters each segment reads before its first score, to guess its state "
+        "(default: measured on the text, and segments only when they pay).",
+        show_default=False,
         rich_help_panel="Speed",
     ),
     chunk: int = typer.Option(2048, "--chunk", hidden=True),
@@ -125,7 +127,7 @@ def _eval(files, paths, unk, show, json_out, threads, chunk, streams, burn_in) -
         raise UsageError(f"--chunk must be at least 1, got {chunk}")
     if streams < 0:
         raise UsageError(f"--streams must be 0 (auto) or positive, got {streams}")
-    if burn_in < 0:
+    if burn_in is not None and burn_in < 0:
         raise UsageError(f"--burn-in must be 0 or more, got {burn_in}")
     if show and json_out:
         raise UsageError("--show and --json contradict each other: use one")
@@ -197,6 +199,7 @@ def _record(path, ckpt, text, score, skipped) -> dict:
         "burn_in": score.burn_in,
         "recomputed": score.recomputed,
         "state_gap": score.state_gap,
+        "measured": score.measured,
     }
 
 

@@ -154,7 +154,8 @@ def command(
     ),
     eval_every: int | None = typer.Option(
         None,
-        help="Steps between evaluations. \\[default: about half an epoch]",
+        help="Steps between evaluations. \\[default: about half an epoch, at most 1000 steps; "
+        "more with small batches, so that evaluating takes under a tenth of the time]",
         rich_help_panel=STOP,
     ),
     out: Path | None = typer.Option(
@@ -307,7 +308,7 @@ def _train(req, o, seconds: float | None) -> None:
 def _run(req, o, seconds: float | None, targets) -> None:
     from charrnn.failsafe import on_stop_signals, tolerant
     from charrnn.runs import prepare
-    from charrnn.train import StopRule, Trainer
+    from charrnn.train import StopRule, Trainer, default_eval_every
 
     run, warnings = prepare(req, targets)
     for w in warnings:
@@ -318,7 +319,8 @@ def _run(req, o, seconds: float | None, targets) -> None:
             seconds = max(1.0, seconds - run.sizing["probe_seconds"])
     stop = StopRule(o["steps"], o["epochs"], seconds, validated=run.val_ids.size > 0)
     spe = run.batches.steps_per_epoch
-    eval_every = o["eval_every"] or max(10, min(1000, spe // 2))
+    chars = run.batches.batch * run.batches.seq
+    eval_every = o["eval_every"] or default_eval_every(spe, chars, int(run.val_ids.size))
     live = sys.stderr.isatty() and not o["quiet"]
 
     consumers = []

@@ -1,11 +1,34 @@
 """Optimizer updates and gradient clipping over ONE flat parameter buffer (P,) and ONE flat
 gradient buffer (P,), in place, in a single pass each. Hyperparameters arrive as float64 and
-are rounded to the buffer's dtype once, as PyTorch rounds its Python scalars."""
+are rounded to the buffer's dtype once, as PyTorch rounds its Python scalars. Each update
+returns whether every parameter it wrote is finite (the divergence guard's check, made in the
+same pass: an integer OR of the exponent bits, which vectorises)."""
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+
+@intrinsic
+def _inf_or_nan(typingctx, x):
+    """1 if the float x is an infinity or a NaN (all exponent bits set), else 0, as an int64
+    made from x's bits (so that a loop's OR of it vectorises)."""
+    if not isinstance(x, types.Float):
+        return None
+    width = 32 if x == types.float32 else 64
+    mantissa = 23 if width == 32 else 52
+
+    def codegen(context, builder, signature, args):
+        it = ir.IntType(width)
+        bits = builder.bitcast(args[0], it)
+        exp = ir.Constant(it, ((1 << (width - 1 - mantissa)) - 1) << mantissa)
+        hit = builder.icmp_unsigned("==", builder.and_(bits, exp), exp)
+        return builder.zext(hit, ir.IntType(64))
+
+    return types.int64(x), codegen
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
@@ -49,6 +72,7 @@ def adam(p, g, m, v, step_size, beta1, beta2, bc2_sqrt, eps, decay):
     ep = p.dtype.type(eps)
     dk = p.dtype.type(decay)
     one = p.dtype.type(1)
+    bad = 0
     for i in range(p.size):
         gi = g[i]
         mi = m[i] + w1 * (gi - m[i])
@@ -58,7 +82,10 @@ def adam(p, g, m, v, step_size, beta1, beta2, bc2_sqrt, eps, decay):
         pi = p[i]
         if dk != one:
             pi = pi * dk
-        p[i] = pi + ss * (mi / (np.sqrt(vi) / bc + ep))
+        pn = pi + ss * (mi / (np.sqrt(vi) / bc + ep))
+        p[i] = pn
+        bad |= _inf_or_nan(pn)
+    return bad == 0
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -69,11 +96,15 @@ def rmsprop(p, g, sq, lr, alpha, eps):
     w = p.dtype.type(1.0 - alpha)
     nl = p.dtype.type(-lr)
     ep = p.dtype.type(eps)
+    bad = 0
     for i in range(p.size):
         gi = g[i]
         s = a * sq[i] + w * gi * gi
         sq[i] = s
-        p[i] += nl * (gi / (np.sqrt(s) + ep))
+        pn = p[i] + nl * (gi / (np.sqrt(s) + ep))
+        p[i] = pn
+        bad |= _inf_or_nan(pn)
+    return bad == 0
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -81,11 +112,15 @@ def adagrad(p, g, acc, lr, eps):
     """min-char-rnn's Adagrad: acc += g^2;  p -= lr * g / sqrt(acc + eps)."""
     nl = p.dtype.type(-lr)
     ep = p.dtype.type(eps)
+    bad = 0
     for i in range(p.size):
         gi = g[i]
         a = acc[i] + gi * gi
         acc[i] = a
-        p[i] += nl * gi / np.sqrt(a + ep)
+        pn = p[i] + nl * gi / np.sqrt(a + ep)
+        p[i] = pn
+        bad |= _inf_or_nan(pn)
+    return bad == 0
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -94,7 +129,11 @@ def sgd(p, g, buf, lr, momentum):
     p -= lr * buf. With buf starting at 0 the first step gives buf = g, as torch's does."""
     mo = p.dtype.type(momentum)
     nl = p.dtype.type(-lr)
+    bad = 0
     for i in range(p.size):
         b = mo * buf[i] + g[i]
         buf[i] = b
-        p[i] += nl * b
+        pn = p[i] + nl * b
+        p[i] = pn
+        bad |= _inf_or_nan(pn)
+    return bad == 0

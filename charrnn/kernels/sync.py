@@ -8,7 +8,9 @@ flags: int64 array of at least 2 * LINE entries, zeroed once and then owned by o
 threads; thread `who` (0 or 1) writes only flags[who * LINE] (one cache line each), and both
 threads count the same barriers, so their counters are equal whenever both are outside a
 kernel. A thread that waits long yields its core (sched_yield), so a machine with fewer free
-cores than threads gets slow, never stuck.
+cores than threads gets slow, never stuck; it counts those yields in flags[who * LINE + 1]
+(`yields`), so that the caller can tell a pair that keeps waiting for each other (the other
+core busy with other work) and run alone instead.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ def barrier(flags, who, n):
         spins += 1
         if spins == SPINS:
             _yield()
+            flags[who * LINE + 1] += 1
             spins = 0
 
 
@@ -102,6 +105,12 @@ def meet(flags, who, n):
         return n
     barrier(flags, who, n + 1)
     return n + 1
+
+
+def yields(flags) -> int:
+    """How often the two threads of `flags` gave their core away while waiting, so far (read
+    it while neither is inside a kernel)."""
+    return int(flags[1] + flags[LINE + 1])
 
 
 @njit(cache=True, nogil=True)

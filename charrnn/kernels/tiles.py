@@ -4,10 +4,15 @@ b packed once per call into panels and reused for all T steps.
 Why: inside the time loop the product has few rows (M = B streams: 1, 25, 50) and the same
 weight every step. A BLAS GEMM re-packs the weight on every call and handles few rows poorly;
 here the weight is packed once (`pack`), and each tile keeps MR rows x NPAN panels of the result
-in vector registers while it walks K (LLVM IR written with llvmlite: <8 x float> / <4 x double>
-loads, broadcasts and llvm.fma). Numba caches the kernels like any other.
+in vector registers while it walks K (LLVM IR written with llvmlite: vector loads, broadcasts
+and llvm.fma). Numba caches the kernels like any other.
 
-Packed layout: bp (NP, K, PW) with PW = 2 vectors (16 float32 or 8 float64) and
+Vector width: the CPU's own, decided when the kernels are compiled (Numba compiles for the host
+and keys its cache by the CPU): 512 bits (16 float32, 8 float64) with AVX-512, else 256 bits (8,
+4). Each output column is still a sum over K in order, one fused multiply-add at a time, so the
+width changes the speed, never the bits.
+
+Packed layout: bp (NP, K, PW) with PW = 2 vectors (32 or 16 float32, 16 or 8 float64) and
 NP = ceil(N / PW); columns past N are zero.
 """
 
@@ -23,14 +28,28 @@ _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
 
 
+def _wide() -> bool:
+    """Whether the CPU Numba compiles for has 512-bit vectors (AVX-512F): the host, or the
+    one NUMBA_CPU_NAME / NUMBA_CPU_FEATURES name."""
+    import llvmlite.binding as ll
+    from numba.core import config
+
+    if config.CPU_NAME is not None:
+        return "+avx512f" in (config.CPU_FEATURES or "").split(",")
+    return bool(ll.get_host_cpu_features().get("avx512f", False))
+
+
+_BYTES = 64 if _wide() else 32  # bytes per vector register
+
+
 def _width(dtype) -> int:
-    """Elements per vector register (AVX2: 8 float32, 4 float64)."""
-    return 8 if dtype == types.float32 else 4
+    """Elements per vector register (AVX2: 8 float32, 4 float64; AVX-512: 16, 8)."""
+    return _BYTES // (4 if dtype == types.float32 else 8)
 
 
 def panel_width(dtype) -> int:
-    """Columns per packed panel for a NumPy dtype."""
-    return 16 if np.dtype(dtype) == np.float32 else 8
+    """Columns per packed panel for a NumPy dtype: two vector registers."""
+    return 2 * _BYTES // np.dtype(dtype).itemsize
 
 
 def _make_tile(mr: int, npan: int):
@@ -167,8 +186,15 @@ def pack_transposed(w, bp):
     zero = bp.dtype.type(0)
     for p in range(NP):
         panel = bp[p]
+        n0 = p * PW
+        if n0 + PW <= N:  # a full panel: each row of it gathered from PW rows of w
+            for k in range(K):
+                dst = panel[k]
+                for j in range(PW):
+                    dst[j] = w[n0 + j, k]
+            continue
         for j in range(PW):
-            n = p * PW + j
+            n = n0 + j
             if n < N:
                 row = w[n]
                 for k in range(K):
@@ -200,8 +226,6 @@ def mm_packed(a, bp, c, beta):
     c0 = c.ctypes.data
     full = N // PW
     group = 4 if M == 1 else (2 if M <= 3 else 1)  # enough independent accumulators
-    scratch = np.zeros((6, PW), c.dtype)
-    s0 = scratch.ctypes.data
     # row blocks as even as possible (25 rows = 5 x 5, not 4 x 6 + 1): a block of few rows
     # has too few independent accumulators to keep the FMA units busy
     nblk = (M + 5) // 6
@@ -216,6 +240,8 @@ def mm_packed(a, bp, c, beta):
             m0 += mr
         p += npan
     if full < NP:  # the last, partial panel goes through a scratch tile
+        scratch = np.zeros((6, PW), c.dtype)
+        s0 = scratch.ctypes.data
         n0 = full * PW
         w = N - n0
         m0 = 0
