@@ -31,19 +31,32 @@ from charrnn.config import ModelConfig  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "quality_sweep.jsonl"
 
 
-def neighbours(pick: dict, train_chars: int, vocab: int) -> list[tuple[str, list[str]]]:
-    """The rungs below and above the pick, with the dropout the rule gives them."""
+def neighbours(pick: dict, vocab: int) -> list[tuple[str, list[str]]]:
+    """The rungs below and above the pick, pinned with the dropout the rule gives them for the
+    same budget and measured speed (`budget.choose` with the rung's size)."""
     rung = (pick["layers"], pick["hidden"])
     i = budget.LADDER.index(rung)
     out = []
     for label, j in (("smaller", i - 1), ("larger", i + 1)):
         if 0 <= j < len(budget.LADDER):
             layers, hidden = budget.LADDER[j]
-            cfg = ModelConfig(cell="lstm", vocab_size=vocab, layers=layers, hidden=hidden)
-            p = budget.count_params(cfg)
-            d = budget.dropout_for(p, train_chars)
-            flags = ["--layers", str(layers), "--hidden", str(hidden), "--dropout", f"{d:g}"]
-            out.append((f"{label} {layers}×{hidden} d{d:g}", flags))
+            c = budget.choose(
+                ModelConfig(cell="lstm", vocab_size=vocab),
+                train_chars=pick["train_chars"],
+                seconds=pick["seconds"],
+                gflops=pick["gflops"],
+                layers=layers,
+                hidden=hidden,
+            )
+            flags = [
+                "--layers",
+                str(layers),
+                "--hidden",
+                str(hidden),
+                "--dropout",
+                f"{c.dropout:g}",
+            ]
+            out.append((f"{label} {layers}×{hidden} d{c.dropout:g}", flags))
     return out
 
 
@@ -68,7 +81,7 @@ def main() -> None:
             pick = run_charrnn(minutes, args.threads, args.corpus, last10, work / "pick")
             rows = [("pick", pick)]
             sizing = pick["sizing"]
-            for label, flags in neighbours(sizing, sizing["train_chars"], vocab):
+            for label, flags in neighbours(sizing, vocab):
                 if label.split()[0] in args.only:
                     r = run_charrnn(
                         minutes, args.threads, args.corpus, last10, work / label[:7], flags

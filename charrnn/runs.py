@@ -117,7 +117,9 @@ def _size_for_budget(req: Request, cfg: ModelConfig, train_chars: int, chars_per
         cfg, layers=choice.layers, hidden=choice.hidden, dropout=choice.dropout
     ).validate()
     stored = choice.to_dict()
-    stored.update(gflops=gflops, probe_seconds=probe_seconds, train_chars=train_chars)
+    stored.update(
+        gflops=gflops, probe_seconds=probe_seconds, train_chars=train_chars, seconds=req.seconds
+    )
     return cfg, stored
 
 

@@ -91,11 +91,19 @@ def test_no_budget_keeps_the_default_size():
     assert "no budget" in c.reason
 
 
-def test_dropout_grows_with_parameters_per_character():
-    values = [dropout_for(p, SHAKESPEARE) for p in (10_000, 200_000, 1_000_000, 4_000_000)]
-    assert values == sorted(values) and values[0] < values[-1]
-    assert 0.0 <= min(values) and max(values) <= budget.DROPOUT_MAX
+def test_dropout_grows_with_the_epochs_a_budget_trains():
+    values = [dropout_for(e) for e in (0.5, 3, 10, 14, 20, 40, 1000)]
+    assert values == sorted(values) and values[0] == 0.0 and values[-1] == budget.DROPOUT_MAX
+    assert dropout_for(budget.DROPOUT_EPOCHS) == budget.DROPOUT_AT
     assert all(round(v * 20) == pytest.approx(v * 20) for v in values)  # coarse steps
+    # through choose: the same model trained for more epochs gets more dropout
+    short, long = (
+        choose(base(), train_chars=SHAKESPEARE, chars=e * SHAKESPEARE, hidden=256) for e in (5, 40)
+    )
+    assert short.dropout < long.dropout
+    # a corpus far larger than the budget reads: no dropout
+    huge = choose(base(), train_chars=10**10, seconds=600, gflops=200)
+    assert huge.dropout == 0.0
 
 
 def test_remembered_speed_holds_against_jitter(tmp_path):

@@ -61,7 +61,8 @@ def stream_loss(model: Model, ids: np.ndarray, batch: int, seq: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared/corpora/tinyshakespeare.txt"))
-    ap.add_argument("--minutes", type=float, required=True)
+    ap.add_argument("--minutes", type=float, default=None)
+    ap.add_argument("--steps", type=int, default=None, help="a step budget instead (a check)")
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--recipe", required=True, help="JSON: model and training config fields")
     ap.add_argument("--seed", type=int, default=0)
@@ -84,10 +85,16 @@ def main() -> None:
     batches = Batches(data.train, cfg.batch, cfg.seq)
     spe = batches.steps_per_epoch
     eval_every = max(10, min(1000, spe // 2))
-    budget = Budget(args.minutes * 60)
+    budget = Budget(args.minutes * 60 if args.minutes else math.inf)
+    if args.steps:
+        budget.total_steps = args.steps
     best, best_state, state, step, history = math.inf, None, None, 0, []
     train_loss = []
-    while not budget.over():
+
+    def done() -> bool:
+        return step >= args.steps if args.steps else budget.over()
+
+    while not done():
         x, y, new_epoch = batches.next()
         if new_epoch:
             state = None
@@ -105,14 +112,15 @@ def main() -> None:
         opt.step()
         step += 1
         train_loss.append(loss.item())
-        if step == 20:
+        if step == 20 and not args.steps:
             budget.estimate(step)
-        if step % eval_every == 0 or budget.over():
+        if step % eval_every == 0 or done():
             val = stream_loss(model, data.val, cfg.batch, cfg.seq)
             history.append((round(budget.elapsed(), 1), step, round(val, 4)))
             if val < best:
                 best, best_state = val, copy.deepcopy(model.state_dict())
-            budget.estimate(step)
+            if not args.steps:
+                budget.estimate(step)
     train_seconds = budget.elapsed()
     model.load_state_dict(best_state)
     emit(
