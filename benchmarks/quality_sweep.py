@@ -60,6 +60,22 @@ def neighbours(pick: dict, vocab: int) -> list[tuple[str, list[str]]]:
     return out
 
 
+def reused(results: Path | None, minutes: float, threads: int, host: str) -> dict | None:
+    """The latest charrnn row of a quality_vs_peers.py results file for this budget and host."""
+    if results is None or not results.exists():
+        return None
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    rows = [
+        r
+        for r in rows
+        if r.get("system") == "charrnn"
+        and r.get("minutes") == minutes
+        and r.get("threads") == threads
+        and r.get("host") == host
+    ]
+    return rows[-1] if rows else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--minutes", default="2,5,10")
@@ -67,6 +83,13 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=CORPUS)
     ap.add_argument("--only", default="pick,smaller,larger")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="take the pick from this quality_vs_peers.py results file (its charrnn row for the "
+        "same minutes, threads and host, the latest) instead of training it again",
+    )
     args = ap.parse_args()
     host = host_kind()
     print(f"# {host}; {args.corpus.name}", flush=True)
@@ -78,8 +101,12 @@ def main() -> None:
         last10.write_text(text[int(len(text) * 0.9) :], encoding="utf-8")
         for minutes in (float(m) for m in args.minutes.split(",")):
             work = tmp / f"{minutes:g}"
-            pick = run_charrnn(minutes, args.threads, args.corpus, last10, work / "pick")
-            rows = [("pick", pick)]
+            pick = reused(args.reuse, minutes, args.threads, host)
+            if pick is None:
+                pick = run_charrnn(minutes, args.threads, args.corpus, last10, work / "pick")
+                rows = [("pick", pick)]
+            else:
+                rows = [("pick (from quality_vs_peers)", pick)]
             sizing = pick["sizing"]
             for label, flags in neighbours(sizing, vocab):
                 if label.split()[0] in args.only:
