@@ -24,7 +24,7 @@ def options(
         False,
         "--debug",
         help="On a failure, print the traceback as well as the one-line error "
-        "(also CHARRNN_DEBUG=1). Goes before the command: charrnn --debug train ...",
+        "(also CHARRNN_DEBUG=1); before or after the command: charrnn train x.txt --debug",
     ),
 ) -> None:
     from charrnn import failsafe
@@ -38,12 +38,22 @@ app.command("eval")(evaluate.command)
 app.command("inspect")(inspect.command)
 
 
+def hoist_debug(args: list[str]) -> list[str]:
+    """`--debug` belongs to the app, not to a command: move it in front of the command wherever
+    it was given (before a `--`, after which every word is an argument)."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    rest = [a for a in args[:end] if a != "--debug"] + args[end:]
+    return ["--debug", *rest]
+
+
 def main() -> None:
     from charrnn.failsafe import prepare_process
 
     prepare_process()
     try:
-        app()
+        app(args=hoist_debug(sys.argv[1:]))
     except KeyboardInterrupt:
         try:
             sys.stderr.write("charrnn: interrupted\n")

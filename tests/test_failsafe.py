@@ -16,7 +16,7 @@ from test_sample_cli import write_checkpoint
 from typer.testing import CliRunner
 
 from charrnn import failsafe
-from charrnn.cli import app
+from charrnn.cli import app, hoist_debug
 from charrnn.errors import CharrnnWarning, UsageError
 
 
@@ -58,10 +58,18 @@ def test_an_internal_error_is_one_line_and_debug_shows_the_traceback(tmp_path, m
     err = one_line_error(CliRunner().invoke(app, argv), 1)
     assert "internal error (ZeroDivisionError: a bug)" in err and "--debug" in err
 
-    r = CliRunner().invoke(app, ["--debug", *argv])
-    assert r.exit_code == 1
-    assert "Traceback" in r.stderr and "ZeroDivisionError" in r.stderr
-    assert r.stderr.strip().splitlines()[-1].startswith("charrnn: error: internal error")
+    for args in (["--debug", *argv], hoist_debug([*argv, "--debug"])):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 1
+        assert "Traceback" in r.stderr and "ZeroDivisionError" in r.stderr
+        assert r.stderr.strip().splitlines()[-1].startswith("charrnn: error: internal error")
+
+
+def test_debug_is_taken_anywhere_before_a_double_dash():
+    assert hoist_debug(["eval", "x.txt", "--debug"]) == ["--debug", "eval", "x.txt"]
+    assert hoist_debug(["--debug", "eval"]) == ["--debug", "eval"]
+    assert hoist_debug(["eval", "--", "--debug"]) == ["eval", "--", "--debug"]
+    assert hoist_debug(["sample", "-n", "5"]) == ["sample", "-n", "5"]
 
 
 def test_a_warning_is_one_line(tmp_path, monkeypatch):
