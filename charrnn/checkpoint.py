@@ -5,7 +5,8 @@ Layout (every member a plain .npy, never pickled):
   optim/<name>   optimizer state (any numeric dtype and shape)
   state/<name>   recurrent state, names from config.state_names, each (L, B, H), float
   vocab          (V,) int32 sorted distinct Unicode code points
-  meta           0-d unicode array holding one JSON object; `save` adds format_version,
+  meta           0-d unicode array holding one JSON object; `save` adds format_version (1, or
+                 2 for a byte model, see FORMAT_VERSION),
                  charrnn_version and model_config (ModelConfig.to_dict()) to it, and
                  vocab_kind "bytes" for a byte model (absent: a character vocabulary)
 
@@ -41,7 +42,11 @@ from charrnn.config import ModelConfig, param_shapes
 from charrnn.errors import CharrnnError, CheckpointError
 from charrnn.vocab import Vocab
 
-FORMAT_VERSION = 1
+# 1: character vocabularies; 2: also byte vocabularies (meta vocab_kind). A checkpoint carries
+# the lowest version that reads it right: a byte model says 2, so that a charrnn that predates
+# bytes refuses it ("upgrade charrnn") instead of reading its 256 ids as code points 0-255.
+# New model options need no new version: an older charrnn refuses their config keys by name.
+FORMAT_VERSION = 2
 MAX_MEMBERS = 10_000
 PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _SECTIONS = ("param", "optim", "state")
@@ -207,7 +212,7 @@ def _arrays_to_write(ckpt: Checkpoint) -> dict[str, np.ndarray]:
 
     meta = dict(ckpt.meta)
     meta.update(
-        format_version=FORMAT_VERSION,
+        format_version=2 if ckpt.vocab.is_bytes else 1,
         charrnn_version=charrnn.__version__,
         model_config=cfg.to_dict(),
     )

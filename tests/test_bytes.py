@@ -42,6 +42,7 @@ def test_any_file_trains_and_the_checkpoint_says_bytes(byte_model):
     ck = load(byte_model)
     assert ck.vocab.is_bytes and len(ck.vocab) == 256 and ck.config.vocab_size == 256
     assert ck.meta["vocab_kind"] == "bytes" and ck.meta["corpus"]["encoding"] == "bytes"
+    assert ck.meta["format_version"] == 2  # a charrnn that predates bytes refuses it
     assert ck.meta["corpus"]["bytes"] == len(DATA) == ck.meta["corpus"]["chars"]
     err = one_line_error(cli("train", "blob.bin", *TINY, "--steps", "1", "--out", "c2"), 1)
     assert "invalid UTF-8" in err  # the same file, as characters
@@ -118,6 +119,7 @@ def test_old_checkpoints_are_characters_and_a_bad_kind_is_refused(tmp_path):
     save(tmp_path / "old.npz", Checkpoint(cfg, params, vocab, {"name": "old"}))
     ck = load(tmp_path / "old.npz")
     assert ck.vocab.kind == "chars" and "vocab_kind" not in ck.meta
+    assert ck.meta["format_version"] == 1  # any charrnn reads a character model
     with np.load(tmp_path / "old.npz", allow_pickle=False) as z:
         members = {k: z[k] for k in z.files}
     meta = json.loads(str(members["meta"]))

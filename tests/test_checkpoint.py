@@ -76,7 +76,7 @@ def stored_meta(ckpt: Checkpoint) -> dict:
     """What load should return as meta: the caller's meta plus the three keys save adds."""
     return {
         **json.loads(json.dumps(ckpt.meta)),
-        "format_version": FORMAT_VERSION,
+        "format_version": 2 if ckpt.vocab.is_bytes else 1,
         "charrnn_version": charrnn.__version__,
         "model_config": ckpt.config.to_dict(),
     }
