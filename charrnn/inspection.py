@@ -173,10 +173,11 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
         tail = f"\n... and {more} more" if more > 0 else ""
         train.add_row("skipped", f"{kinds}:\n" + "\n".join(listed) + tail)
     best = info["best_val_loss"]
+    unit = "byte" if info["vocab"]["kind"] == "bytes" else "char"
     if best is not None:
         train.add_row(
             "best val",
-            f"{best:.4f} nats/char  {info['best_val_bpc']:.4f} bpc  "
+            f"{best:.4f} nats/{unit}  {info['best_val_bpc']:.4f} bits/{unit}  "
             f"(step {fmt(info['best_step'])})",
         )
     else:
@@ -194,7 +195,7 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
         lines = chart({"train": h["train_loss"], "val": h["val_loss"]}, width=width, height=8)
         steps = [s for s in h["step"] if s is not None]
         span = f"  (steps {steps[0]:,}..{steps[-1]:,})" if steps else ""
-        out.append(Text("loss history, nats/char" + span))
+        out.append(Text(f"loss history, nats/{unit}" + span))
         out.append(Text("\n".join(lines)))
     else:
         out.append(Text("loss history: none recorded"))

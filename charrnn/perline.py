@@ -5,8 +5,8 @@ Engine: `score_sequences` scores sequences of ids, each from the zero state (cha
 says what a line's sequence is and why). Sequences are sorted by length and cut into groups of
 similar length, up to GROUP_ROWS side by side in one model call (one weight read serves every
 row; the rows are shared out over the cores), padded to the group's longest and the padding left
-out of the sums; a sequence longer than LONG is scored alone by evaluate.score_ids (segments on
-every core, checked against the single pass).
+out of the sums; a sequence longer than LONG is scored alone by evaluate.score_ids, as a whole
+text is (the exact single pass over the cores, or segments where they were measured to pay).
 
 Streaming: `stream_batches` reads units in a background thread and hands them on in batches: as
 many as have arrived, up to a limit that grows from FIRST_BATCH, so the first rows come out at
@@ -29,7 +29,7 @@ from charrnn.units import Encoded, Unit, encode, newline_id, sequence
 
 GROUP_ROWS = 64  # sequences side by side in one model call
 GROUP_CELLS = 1 << 16  # at most this many padded steps (rows x longest) per call
-LONG = 8192  # a longer sequence is scored alone, as a whole text (segments on every core)
+LONG = 8192  # a longer sequence is scored alone, as a whole text
 FIRST_BATCH = 16  # units in the first batch handed on; the limit doubles after each batch ...
 MAX_BATCH = 1024  # ... up to this
 MAX_BATCH_BYTES = 1 << 20  # and a batch stops growing past this many bytes

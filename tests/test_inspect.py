@@ -110,7 +110,7 @@ def test_terminal_view_shows_the_parts_and_the_chart(tmp_path):
     for part in ("poems", "lstm", "weight_hh_l1", "decoder.bias", "rmsprop", "poems.txt"):
         assert part in out, part
     assert f"{expected_params(cfg):,}" in out
-    assert "2.4000 nats/char" in out and f"{2.4 / math.log(2):.4f} bpc" in out
+    assert "2.4000 nats/char" in out and f"{2.4 / math.log(2):.4f} bits/char" in out
     assert "33,333 chars/s" in out and "ab" * 32 in out
     assert "loss history" in out and "t = train" in out and "v = val" in out
     assert "3.100" in out and "2.200" in out  # the chart's y axis: max and min of the losses

@@ -29,10 +29,10 @@ HELP = (
     "characters adds them to the vocabulary.\n\n"
     "With a budget (--max-time, --steps or --epochs) the model's size and dropout are chosen "
     "for it: the largest size the budget trains on enough characters per parameter (for "
-    "--max-time, from the speed this machine shows), with dropout for its size against the "
-    "corpus; the first line says what was chosen and why. Flags you give always win: to pin the "
+    "--max-time, from the speed this machine shows), with dropout for the epochs it will "
+    "train; the first line says what was chosen and why. Flags you give always win: to pin the "
     "model for a reproducible run, pass the --layers, --hidden and --dropout that line prints. "
-    "Without a budget: 2x256, trained until val loss stops improving.\n\n"
+    "Without a budget: 2x256, dropout 0.3, trained until val loss stops improving.\n\n"
     "Examples:\n\n"
     "  charrnn train poems.txt --max-time 10m\n\n"
     "  charrnn train src/ --glob '*.py' --name code --model gru --hidden 512\n\n"
@@ -419,9 +419,10 @@ def _summary(run, trainer, reason: str) -> None:
         f"steps: {run.step:,} (epoch {run.epoch:.2f}), training time "
         f"{_duration(run.elapsed)}, {rate(cps)} chars/s",
     ]
+    unit = "byte" if run.vocab.is_bytes else "char"
     if math.isfinite(best):
         lines.append(
-            f"best val loss: {best:.4f} nats/char ({best / math.log(2):.3f} bpc) "
+            f"best val loss: {best:.4f} nats/{unit} ({best / math.log(2):.3f} bits/{unit}) "
             f"at step {run.best_step:,}"
         )
     lines.append(f"latest checkpoint: {run.latest_path}")
