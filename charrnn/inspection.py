@@ -128,7 +128,7 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
     head.add_row("pytorch", twin or "no torch.nn module has this cell (the file reads with numpy)")
     sizing = info.get("sizing")
     if sizing and isinstance(sizing.get("reason"), str):
-        head.add_row("chosen", f"for the budget: {sizing['reason']}")
+        head.add_row("chosen", sizing["reason"])
     if info["vocab"]["kind"] == "bytes":
         head.add_row("vocabulary", "the 256 byte values (a byte model: --bytes)")
     else:

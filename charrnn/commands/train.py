@@ -380,8 +380,9 @@ def _sizing_line(run) -> str:
     """One line: the model the budget chose, why, and the flags that pin it."""
     cfg, sz = run.model_config, run.sizing
     speed = f" at {sz['gflops']:.0f} GFLOP/s measured here" if sz.get("gflops") else ""
+    chosen = "chosen for the budget" if sz.get("reads") is not None else "chosen"
     return (
-        f"{cfg.cell} {cfg.layers}×{cfg.hidden}, dropout {cfg.dropout:g}, chosen for the budget"
+        f"{cfg.cell} {cfg.layers}×{cfg.hidden}, dropout {cfg.dropout:g}, {chosen}"
         f"{speed}: {sz['reason']}. Pin it with --layers {cfg.layers} --hidden {cfg.hidden} "
         f"--dropout {cfg.dropout:g}"
     )
