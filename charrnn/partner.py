@@ -57,8 +57,9 @@ class Pair:
 
     # yields allowed per call, plus one per YIELD_STEPS steps. Each call starts with a few (the
     # partner wakes from its queue while this thread waits at the first barrier) and the OS
-    # takes the core now and then; a busy core costs several per step. 4 + 1/128 per step sent
-    # ~10-30 % of a `sample` command's calls alone on an idle Zen 4 host (-10-15 % chars/s).
+    # takes the core now and then; a core busy with other work costs about one per two steps
+    # (measured: ~1,200 in a 2,000-step call). 4 + 1/128 per step sent ~10-30 % of a `sample`
+    # command's calls alone on an idle Zen 4 host (-10-15 % chars/s).
     YIELDS = 16
     YIELD_STEPS = 16
     ALONE_CALLS = 8
