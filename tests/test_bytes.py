@@ -35,6 +35,7 @@ def cli(*args, input=None):
 def byte_model(tmp_path) -> str:
     r = cli("train", "blob.bin", "--bytes", *TINY, "--steps", "3", "--out", "ck", "--quiet")
     assert r.exit_code == 0, r.stderr
+    assert "nats/byte" in r.stdout and "bits/byte" in r.stdout  # the summary counts bytes
     return "ck/blob-latest.npz"
 
 
@@ -83,7 +84,8 @@ def test_eval_and_the_api_count_bytes(byte_model):
 
 
 def test_inspect_shows_a_byte_model(byte_model):
-    assert "256 byte values" in ok(cli("inspect", byte_model))
+    view = ok(cli("inspect", byte_model))
+    assert "256 byte values" in view and "bits/byte" in view and "bits/char" not in view
     info = json.loads(ok(cli("inspect", byte_model, "--json")))
     assert info["vocab"]["kind"] == "bytes" and info["vocab"]["size"] == 256
 
