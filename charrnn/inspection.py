@@ -16,6 +16,7 @@ import numpy as np
 
 from charrnn import cells
 from charrnn.vocab import escape
+from charrnn.vocab import unit as vocab_unit
 
 DEFAULT_CHUNK = 2048  # T: steps per forward call
 CORPUS_EXTRAS = ("encoding", "files", "list_sha256", "glob", "skipped", "skipped_files")
@@ -173,7 +174,7 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
         tail = f"\n... and {more} more" if more > 0 else ""
         train.add_row("skipped", f"{kinds}:\n" + "\n".join(listed) + tail)
     best = info["best_val_loss"]
-    unit = "byte" if info["vocab"]["kind"] == "bytes" else "char"
+    unit = vocab_unit(info["vocab"]["kind"])
     if best is not None:
         train.add_row(
             "best val",

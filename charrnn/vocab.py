@@ -39,6 +39,11 @@ def escape(ch: str) -> str:
 KINDS = ("chars", "bytes")
 
 
+def unit(kind: str) -> str:
+    """What one symbol of a vocabulary kind ("chars" or "bytes") is called in figures."""
+    return "byte" if kind == "bytes" else "char"
+
+
 class Vocab:
     """Maps characters to ids 0..V-1 in code-point order.
 

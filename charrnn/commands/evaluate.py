@@ -215,7 +215,9 @@ def _table(rows: list[dict]) -> None:
 
     skipped = any(r["skipped"] for r in rows)
     table = Table(show_edge=False)
-    unit = "byte" if rows[0]["vocab_kind"] == "bytes" else "char"  # one kind per run
+    from charrnn.vocab import unit as vocab_unit
+
+    unit = vocab_unit(rows[0]["vocab_kind"])  # one kind per run
     columns = ["#", "checkpoint", "text", f"{unit}s", f"bits/{unit}", f"nats/{unit}", "perplexity"]
     columns += ["skipped"] * skipped + [f"{unit}s/s"]
     for name in columns:

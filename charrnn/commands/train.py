@@ -420,7 +420,9 @@ def _summary(run, trainer, reason: str) -> None:
         f"steps: {run.step:,} (epoch {run.epoch:.2f}), training time "
         f"{_duration(run.elapsed)}, {rate(cps)} chars/s",
     ]
-    unit = "byte" if run.vocab.is_bytes else "char"
+    from charrnn.vocab import unit as vocab_unit
+
+    unit = vocab_unit(run.vocab.kind)
     if math.isfinite(best):
         lines.append(
             f"best val loss: {best:.4f} nats/{unit} ({best / math.log(2):.3f} bits/{unit}) "
