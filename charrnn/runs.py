@@ -51,6 +51,13 @@ def build_configs(
     merged: dict[str, Any] = dict(DEFAULTS)
     merged.update(PRESETS.get(preset or "", {}))
     merged.update({k: options[k] for k in explicit})
+    if merged["optimizer"] != "adamw":  # weight decay is adamw's; the others have none
+        if "weight_decay" in explicit and options["weight_decay"] != 0:
+            raise UsageError(
+                f"--weight-decay is adamw's decoupled weight decay; {merged['optimizer']} has "
+                "none (use --optimizer adamw, or leave --weight-decay out)"
+            )
+        merged["weight_decay"] = 0.0
     unknown = set(merged) - MODEL_FIELDS - TRAIN_FIELDS
     if unknown:
         raise ValueError(f"unknown options {sorted(unknown)}")

@@ -39,6 +39,26 @@ def test_defaults_without_preset():
     assert train.lr == DEFAULTS["lr"] and explicit == set()
 
 
+def test_default_optimizer_is_adamw_with_weight_decay():
+    _, train, _ = build_configs(None, {})
+    assert (train.optimizer, train.weight_decay) == ("adamw", DEFAULTS["weight_decay"])
+    assert train.weight_decay > 0
+
+
+@pytest.mark.parametrize("preset, optimizer", [(None, "adam"), (None, "sgd"), ("char-rnn", None)])
+def test_weight_decay_is_dropped_for_optimizers_without_it(preset, optimizer):
+    """Another optimizer, by flag or preset, stores no weight decay it would not apply."""
+    _, train, _ = build_configs(preset, {"optimizer": optimizer})
+    assert train.optimizer != "adamw" and train.weight_decay == 0.0
+
+
+def test_weight_decay_given_for_another_optimizer_is_a_usage_error():
+    with pytest.raises(UsageError, match="adamw's decoupled weight decay; adam has none"):
+        build_configs(None, {"optimizer": "adam", "weight_decay": 0.05})
+    _, train, _ = build_configs(None, {"optimizer": "adam", "weight_decay": 0.0})
+    assert train.weight_decay == 0.0
+
+
 def test_min_char_rnn_preset():
     model, train, _ = build_configs("min-char-rnn", {})
     assert (model["cell"], model["hidden"], model["layers"]) == ("rnn", 100, 1)
