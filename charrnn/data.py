@@ -105,6 +105,8 @@ class Batches:
         self.batch, self.seq, self.chars = batch, seq, n
         length = (n - 1) // batch  # L, characters per stream
         self.steps_per_epoch = length // seq
+        # a plain ndarray view: slicing a np.memmap (a cached corpus) costs several times more
+        ids = np.asarray(ids)
         self._x = ids[: batch * length].reshape(batch, length)  # (B, L)
         self._y = ids[1 : batch * length + 1].reshape(batch, length)  # (B, L)
         self.position = 0

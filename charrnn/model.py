@@ -51,6 +51,10 @@ State = tuple[np.ndarray, ...]  # ("h",) or ("h", "c"): each (L, B, width), mode
 
 MIN_SHARD_ROWS = 8  # a shard gets at least this many streams
 STACKED_MIN_ROWS = 4  # rows a shard needs for lstm/rnn.infer_stacked (see _forward_shard)
+# with at most this many streams, the backward pass reads W_hh in place (cells.base.panels):
+# packing it costs more than it saves when one row reads it per step (5 % of an LSTM 1x128
+# B1 T25 step on Zen 4; at 2 to 16 rows the two were within noise)
+IN_PLACE_ROWS = 1
 INFER_ROWS = 8192  # forward / nll process at most this many characters (B * steps) at a time
 
 
@@ -297,7 +301,7 @@ class CharRNN:
         B, T = x.shape
         state = self._state(state, B)
         masks = self._masks(masks, rng, B, T)
-        prep = self._prepare(x.size, backward=True)
+        prep = self._prepare(x.size, backward=True, few_rows=B <= IN_PLACE_ROWS)
         grad = np.empty(self.flat.size, self.dtype)
         grads = _views(grad, self.shapes)
         final = tuple(np.empty_like(s) for s in state)
@@ -401,7 +405,7 @@ class CharRNN:
             raise ValueError(f"{name} must be a non-empty (B, T) array of ids, got {a.shape}")
         if a.dtype.kind not in "iu":
             raise ValueError(f"{name} must hold integer ids, got {a.dtype}")
-        lo, hi = int(a.min()), int(a.max())
+        lo, hi = lk.id_range(a)
         if lo < 0 or hi >= self.config.vocab_size:
             raise ValueError(f"{name} holds ids outside [0, {self.config.vocab_size})")
         return a.astype(np.intp, copy=False)
@@ -484,20 +488,21 @@ class CharRNN:
             self._work[key] = w
         return w
 
-    def _prepare(self, rows: int, backward: bool) -> _Prepared:
+    def _prepare(self, rows: int, backward: bool, few_rows: bool = False) -> _Prepared:
         """Derived weights for a call over `rows` = B*T characters (one-hot input reads
         weight_ih_l0's columns directly when there are fewer rows than the vocabulary);
-        the packed weight_hh for the backward pass only when `backward`. Kept when frozen."""
+        weight_hh for the backward pass only when `backward` (read in place with `few_rows`
+        streams, see Cell.derive). Kept when frozen."""
         if self._frozen is None:
-            return self._derive(rows, backward)
-        key = (rows >= self.config.vocab_size, backward)
+            return self._derive(rows, backward, few_rows)
+        key = (rows >= self.config.vocab_size, backward, few_rows)
         if key not in self._frozen:
-            self._frozen[key] = self._derive(rows, backward)
+            self._frozen[key] = self._derive(rows, backward, few_rows)
         return self._frozen[key]
 
-    def _derive(self, rows: int, backward: bool) -> _Prepared:
+    def _derive(self, rows: int, backward: bool, few_rows: bool) -> _Prepared:
         cfg, p = self.config, self.params
-        layers = [self.cell.derive(p, k, backward) for k in range(cfg.layers)]
+        layers = [self.cell.derive(p, k, backward, few_rows) for k in range(cfg.layers)]
         table = None
         if not cfg.embed and rows >= cfg.vocab_size:
             w0 = p["weight_ih_l0"]

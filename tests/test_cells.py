@@ -216,6 +216,14 @@ def test_input_validation():
     model = make("lstm", layers=1)
     with pytest.raises(ValueError, match="ids outside"):
         model.forward(np.array([[0, 6]]), None)
+    # the range is found anywhere in any layout and integer type
+    wide = np.zeros((3, 8), np.int64)
+    wide[2, 6] = -1
+    for bad in (np.array([[3, -1, 2]]), wide[:, ::2].T, np.array([[1, 2], [255, 0]], np.uint8)):
+        with pytest.raises(ValueError, match="ids outside"):
+            model.forward(bad, None)
+    ok = np.array([[5, 0], [2, 5]], np.uint8)
+    np.testing.assert_array_equal(model.forward(ok).logits, model.forward(ok.astype(int)).logits)
     with pytest.raises(ValueError, match="state"):
         model.forward(np.array([[0, 1]]), model.zero_state(2))
     with pytest.raises(ValueError, match="differ"):

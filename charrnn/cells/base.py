@@ -142,9 +142,12 @@ class Cell:
             **{name: np.empty(shape, dtype) for name, shape in self.work_shapes(t, bs).items()}
         )
 
-    def derive(self, p: dict[str, np.ndarray], k: int, backward: bool) -> SimpleNamespace:
+    def derive(
+        self, p: dict[str, np.ndarray], k: int, backward: bool, few_rows: bool = False
+    ) -> SimpleNamespace:
         """Layer k's weights for one call: whh_t = W_hh^T packed for the time loop, whh =
-        W_hh packed for the backward pass (when `backward`), bias = `input_bias`, and wcat =
+        W_hh packed for the backward pass (when `backward`; with `few_rows`, W_hh itself seen
+        as panels where it can be, `panels`), bias = `input_bias`, and wcat =
         [W_ih | W_hh]^T packed for `infer_stacked` (inference above the first layer)."""
         w = p[f"weight_hh_l{k}"]
         wcat = None
@@ -152,7 +155,7 @@ class Cell:
             wcat = packed(np.concatenate([p[f"weight_ih_l{k}"], w], axis=1), transposed=True)
         return SimpleNamespace(
             whh_t=packed(w, transposed=True),
-            whh=packed(w) if backward else None,
+            whh=(panels(w) if few_rows else packed(w)) if backward else None,
             bias=self.input_bias(p, k),
             wcat=wcat,
         )
@@ -287,6 +290,21 @@ def packed(b: np.ndarray, transposed: bool = False) -> np.ndarray:
     out = np.empty(((N + pw - 1) // pw, K, pw), b.dtype)
     (tiles.pack_transposed if transposed else tiles.pack)(b, out)
     return out
+
+
+def panels(b: np.ndarray) -> np.ndarray:
+    """b (K, N) in the panel layout of kernels.tiles (NP, K, PW): when N is a multiple of PW and
+    b is C-contiguous, b itself seen as panels (a strided view, read in place: no copy, but
+    rows a whole b row apart, so only worth it where the copy is not amortised: few rows per
+    step); else `packed(b)`."""
+    global _tiles
+    if _tiles is None:
+        from charrnn.kernels import tiles as _tiles
+    K, N = b.shape
+    pw = _tiles.panel_width(b.dtype)
+    if N % pw or not b.flags.c_contiguous:
+        return packed(b)
+    return b.reshape(K, N // pw, pw).transpose(1, 0, 2)
 
 
 def part_columns(gates: int, hidden: int, parts: int) -> np.ndarray:

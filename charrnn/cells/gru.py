@@ -40,8 +40,8 @@ class Gru(Cell):
             return np.zeros(self.hidden, p[f"weight_hh_l{k}"].dtype)
         return np.ascontiguousarray(p[f"bias_hh_l{k}"][2 * self.hidden :])
 
-    def derive(self, p, k, backward) -> SimpleNamespace:
-        lw = super().derive(p, k, backward)
+    def derive(self, p, k, backward, few_rows=False) -> SimpleNamespace:
+        lw = super().derive(p, k, backward, few_rows)
         lw.bhn = self.b_hn(p, k)
         return lw
 

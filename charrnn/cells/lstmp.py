@@ -56,10 +56,10 @@ class LstmP(Lstm):
 
     # ------------------------------------------------------------------ training and scoring
 
-    def derive(self, p, k, backward) -> SimpleNamespace:
+    def derive(self, p, k, backward, few_rows=False) -> SimpleNamespace:
         """Also peep (3, H) and W_hr packed: whr_t = W_hr^T for the time loop, whr = W_hr for
         the backward pass (an empty stand-in without a projection)."""
-        lw = super().derive(p, k, backward)
+        lw = super().derive(p, k, backward, few_rows)
         lw.peep = self.peep(p, k)
         if self.proj:
             w = p[f"weight_hr_l{k}"]

@@ -56,13 +56,14 @@ def _make_tile(mr: int, npan: int):
     """An intrinsic computing c[0:mr, 0:npan*PW] += a[0:mr, 0:k] @ panels[0:npan] (k rows)."""
 
     @intrinsic
-    def tile(typingctx, ref, a, b, c, k, lda, ldc):
-        # ref: any array of the working dtype (selects float32 or float64); a, b, c: addresses
-        sig = types.void(ref, a, b, c, k, lda, ldc)
+    def tile(typingctx, ref, a, b, c, k, lda, ldb, ldp, ldc):
+        # ref: any array of the working dtype (selects float32 or float64); a, b, c: addresses;
+        # ldb, ldp: elements from one row of a panel to the next, and from panel to panel
+        sig = types.void(ref, a, b, c, k, lda, ldb, ldp, ldc)
         dtype = ref.dtype
 
         def codegen(context, builder, signature, args):
-            _, a_addr, b_addr, c_addr, kk, lda_v, ldc_v = args
+            _, a_addr, b_addr, c_addr, kk, lda_v, ldb_v, ldp_v, ldc_v = args
             fty = context.get_value_type(dtype)
             w = _width(dtype)
             pw = 2 * w
@@ -93,14 +94,13 @@ def _make_tile(mr: int, npan: int):
                         s = cgutils.alloca_once(builder, vec)
                         builder.store(builder.load(c_vec_ptr(i, p, v), align=4, typ=vec), s)
                         slots[i, p, v] = s
-            panel = builder.mul(kk, ir.Constant(_I64, pw))  # elements per panel
             undef = ir.Constant(vec, ir.Undefined)
             zeros = ir.Constant(ir.VectorType(_I32, w), [0] * w)
             with cgutils.for_range(builder, kk) as loop:
-                row = builder.mul(loop.index, ir.Constant(_I64, pw))
+                row = builder.mul(loop.index, ldb_v)
                 bv = {}
                 for p in range(npan):
-                    base = builder.add(builder.mul(panel, ir.Constant(_I64, p)), row)
+                    base = builder.add(builder.mul(ldp_v, ir.Constant(_I64, p)), row)
                     for v in range(2):
                         ptr = at(b_p, builder.add(base, ir.Constant(_I64, v * w)))
                         bv[p, v] = builder.load(builder.bitcast(ptr, vp), align=4, typ=vec)
@@ -126,6 +126,52 @@ def _make_tile(mr: int, npan: int):
     return tile
 
 
+def _make_transpose():
+    """An intrinsic copying one square block of W x W elements (W = the vector width),
+    transposed: dst row c = column c of the block at src (rows lds and ldd elements apart)."""
+
+    @intrinsic
+    def transpose(typingctx, ref, src, lds, dst, ldd):
+        # ref: any array of the working dtype; src, dst: addresses
+        sig = types.void(ref, src, lds, dst, ldd)
+        dtype = ref.dtype
+
+        def codegen(context, builder, signature, args):
+            _, s_addr, lds_v, d_addr, ldd_v = args
+            fty = context.get_value_type(dtype)
+            w = _width(dtype)
+            vec = ir.VectorType(fty, w)
+            fp, vp = fty.as_pointer(), vec.as_pointer()
+
+            def row(addr, i, ld):
+                base = builder.inttoptr(addr, fp)
+                off = builder.mul(ir.Constant(_I64, i), ld)
+                return builder.bitcast(builder.gep(base, [off], source_etype=fty), vp)
+
+            rows = [builder.load(row(s_addr, i, lds_v), align=4, typ=vec) for i in range(w)]
+            # log2(W) rounds of pairing row i with row i + W/2 and interleaving their halves:
+            # each round rotates an element's (row, column) bits left by one, so after log2(W)
+            # rounds (row, column) has become (column, row)
+            half = w // 2
+            mask = ir.VectorType(_I32, w)
+            lo = ir.Constant(mask, [j for t in range(half) for j in (t, w + t)])
+            hi = ir.Constant(mask, [j for t in range(half, w) for j in (t, w + t)])
+            for _ in range(w.bit_length() - 1):
+                paired = []
+                for i in range(half):
+                    a, b = rows[i], rows[i + half]
+                    paired += [builder.shuffle_vector(a, b, lo), builder.shuffle_vector(a, b, hi)]
+                rows = paired
+            for i in range(w):
+                builder.store(rows[i], row(d_addr, i, ldd_v), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return transpose
+
+
+_transpose = _make_transpose()
 _t11, _t14 = _make_tile(1, 1), _make_tile(1, 4)
 _t21, _t22 = _make_tile(2, 1), _make_tile(2, 2)
 _t31, _t32 = _make_tile(3, 1), _make_tile(3, 2)
@@ -133,27 +179,27 @@ _t41, _t51, _t61 = _make_tile(4, 1), _make_tile(5, 1), _make_tile(6, 1)
 
 
 @njit(nogil=True, inline="always")
-def _tile(mr, npan, ref, a, b, c, k, lda, ldc):
+def _tile(mr, npan, ref, a, b, c, k, lda, ldb, ldp, ldc):
     if mr == 6:
-        _t61(ref, a, b, c, k, lda, ldc)
+        _t61(ref, a, b, c, k, lda, ldb, ldp, ldc)
     elif mr == 5:
-        _t51(ref, a, b, c, k, lda, ldc)
+        _t51(ref, a, b, c, k, lda, ldb, ldp, ldc)
     elif mr == 4:
-        _t41(ref, a, b, c, k, lda, ldc)
+        _t41(ref, a, b, c, k, lda, ldb, ldp, ldc)
     elif mr == 3:
         if npan == 2:
-            _t32(ref, a, b, c, k, lda, ldc)
+            _t32(ref, a, b, c, k, lda, ldb, ldp, ldc)
         else:
-            _t31(ref, a, b, c, k, lda, ldc)
+            _t31(ref, a, b, c, k, lda, ldb, ldp, ldc)
     elif mr == 2:
         if npan == 2:
-            _t22(ref, a, b, c, k, lda, ldc)
+            _t22(ref, a, b, c, k, lda, ldb, ldp, ldc)
         else:
-            _t21(ref, a, b, c, k, lda, ldc)
+            _t21(ref, a, b, c, k, lda, ldb, ldp, ldc)
     elif npan == 4:
-        _t14(ref, a, b, c, k, lda, ldc)
+        _t14(ref, a, b, c, k, lda, ldb, ldp, ldc)
     else:
-        _t11(ref, a, b, c, k, lda, ldc)
+        _t11(ref, a, b, c, k, lda, ldb, ldp, ldc)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -180,13 +226,29 @@ def pack(b, bp):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def pack_transposed(w, bp):
-    """bp (NP, K, PW) = the columns of w.T for w (N, K): panel p holds rows p*PW.. of w."""
+    """bp (NP, K, PW) = the columns of w.T for w (N, K): panel p holds rows p*PW.. of w.
+
+    Full panels of a w with contiguous rows and K a multiple of the vector width are copied as
+    square blocks transposed in registers (`_transpose`, 2.1-2.5x faster than element by element
+    on Zen 4; this runs for every training step); the rest element by element."""
     N, K = w.shape
     NP, _, PW = bp.shape
     zero = bp.dtype.type(0)
+    isz = bp.itemsize
+    vw = PW // 2  # the vector width: a full panel is two columns of square blocks
+    lds = w.strides[0] // isz
+    blocks = K % vw == 0 and w.itemsize == isz and w.strides[1] == isz and w.strides[0] % isz == 0
+    w0 = w.ctypes.data
+    b0 = bp.ctypes.data
     for p in range(NP):
         panel = bp[p]
         n0 = p * PW
+        if n0 + PW <= N and blocks:  # a full panel: square blocks transposed in registers
+            for half in range(2):
+                for k0 in range(0, K, vw):
+                    src = w0 + ((n0 + half * vw) * lds + k0) * isz
+                    _transpose(bp, src, lds, b0 + ((p * K + k0) * PW + half * vw) * isz, PW)
+            continue
         if n0 + PW <= N:  # a full panel: each row of it gathered from PW rows of w
             for k in range(K):
                 dst = panel[k]
@@ -208,8 +270,10 @@ def pack_transposed(w, bp):
 def mm_packed(a, bp, c, beta):
     """c (M, N) = a (M, K) @ b (K, N) + beta * c (beta 0 or 1), b given packed as bp.
 
-    Rows of a and c must be contiguous (any row stride). Panels outer, rows inner: each panel
-    (K x PW) stays in L1 while all row blocks of a stream past it.
+    Rows of a and c must be contiguous (any row stride); so must bp's panel rows (PW elements),
+    but its rows and panels may be any distance apart: `panels` gives a weight b (K, N) itself
+    as a (NP, K, PW) view when N is a multiple of PW, read in place with no packing. Panels
+    outer, rows inner: each panel (K x PW) stays in L1 while all row blocks of a stream past it.
     """
     M, K = a.shape
     N = c.shape[1]
@@ -221,6 +285,9 @@ def mm_packed(a, bp, c, beta):
                 c[i, j] = 0
     lda = a.strides[0] // isz
     ldc = c.strides[0] // isz
+    ldp, ldb = bp.strides[0] // isz, bp.strides[1] // isz
+    if bp.strides[2] != isz:
+        raise ValueError("mm_packed: the panels' rows must be contiguous")
     a0 = a.ctypes.data
     b0 = bp.ctypes.data
     c0 = c.ctypes.data
@@ -235,8 +302,8 @@ def mm_packed(a, bp, c, beta):
         m0 = 0
         for blk in range(nblk):
             mr = (M - m0) // (nblk - blk)
-            _tile(mr, npan if mr <= 3 else 1, c, a0 + m0 * lda * isz, b0 + p * K * PW * isz,
-                  c0 + (m0 * ldc + p * PW) * isz, K, lda, ldc)  # fmt: skip
+            _tile(mr, npan if mr <= 3 else 1, c, a0 + m0 * lda * isz, b0 + p * ldp * isz,
+                  c0 + (m0 * ldc + p * PW) * isz, K, lda, ldb, ldp, ldc)  # fmt: skip
             m0 += mr
         p += npan
     if full < NP:  # the last, partial panel goes through a scratch tile
@@ -250,7 +317,7 @@ def mm_packed(a, bp, c, beta):
             for i in range(mr):
                 for j in range(w):
                     scratch[i, j] = c[m0 + i, n0 + j]
-            _tile(mr, 1, c, a0 + m0 * lda * isz, b0 + full * K * PW * isz, s0, K, lda, PW)
+            _tile(mr, 1, c, a0 + m0 * lda * isz, b0 + full * ldp * isz, s0, K, lda, ldb, ldp, PW)
             for i in range(mr):
                 for j in range(w):
                     c[m0 + i, n0 + j] = scratch[i, j]
