@@ -261,7 +261,8 @@ def test_a_model_that_forgets_is_measured_then_scored_as_segments(tmp_path):
 def test_a_model_that_never_forgets_gets_the_single_pass_after_measuring(tmp_path, monkeypatch):
     """Forget gate at 1: the measuring guess never catches up (its gap stops closing, and it is
     given up on early), so the whole text is the split single pass (the guess rode along as a
-    second row: the first row's bits are unchanged)."""
+    second row; BLAS may round a row of a two-row product differently from the same row alone,
+    so the first row's values agree to float32 rounding, not bit for bit, on every host)."""
     from charrnn.splitpass import SplitPass
 
     model = _memory_model(tmp_path, forget_bias=40.0)
@@ -279,8 +280,8 @@ def test_a_model_that_never_forgets_gets_the_single_pass_after_measuring(tmp_pat
     assert 0 < sum(riding) < ev.MAX_BURN_IN  # characters the guess rode along
     assert auto.measured is None and one.measured == 0
     assert auto.streams == 1 and auto.burn_in == 0 and auto.recomputed == 0
-    np.testing.assert_array_equal(auto.surprisal, one.surprisal)
-    assert auto.total_nats == one.total_nats
+    np.testing.assert_allclose(auto.surprisal, one.surprisal, rtol=1e-6, atol=0)
+    assert auto.total_nats == pytest.approx(one.total_nats, rel=1e-8)
 
 
 def test_segments_that_would_cost_too_much_burn_in_are_not_used(tmp_path):

@@ -29,10 +29,11 @@ def _case(model: CharRNN, batch: int, steps: int, seed: int = 1):
 
 @pytest.mark.parametrize("variant", ref.variants())
 @pytest.mark.parametrize("hidden", [7, 8])  # 7: the second part has a padded unit
-def test_the_split_pass_gives_the_one_core_pass_bit_for_bit(variant, hidden):
+def test_the_split_pass_gives_the_one_core_pass(variant, hidden):
     """Below 4 rows CharRNN.nll runs the same products (a GEMM for the input side, the tiled
-    product in the time loop) and the same gate math: the same bits, on one thread or two,
-    across calls (the state carried) and for several rows."""
+    product in the time loop) and the same gate math, on one thread or two, across calls (the
+    state carried) and for several rows. Not bit for bit on every host: OpenBLAS may round a
+    row of a 60-row product differently from the same row of a 150-row one (seen on Zen 1)."""
     model = _model(variant, hidden, layers=2)
     for batch in (1, 3):
         x, y, state = _case(model, batch, 150)
@@ -41,10 +42,10 @@ def test_the_split_pass_gives_the_one_core_pass_bit_for_bit(variant, hidden):
             sp = SplitPass(model, threads)
             a, mid = sp.nll(x[:, :60], y[:, :60], state)
             b, end = sp.nll(x[:, 60:], y[:, 60:], mid)
-            np.testing.assert_array_equal(np.concatenate([a, b], axis=1), want)
+            np.testing.assert_allclose(np.concatenate([a, b], axis=1), want, rtol=1e-6, atol=0)
             for got, exp in zip(end, want_state, strict=True):
                 assert got.shape == exp.shape
-                np.testing.assert_array_equal(got, exp)
+                np.testing.assert_allclose(got, exp, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("variant", ref.variants("lstm", "gru", "rnn", "cifg", "lstm-proj"))
