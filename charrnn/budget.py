@@ -20,6 +20,10 @@ and dropout is set for NO_BUDGET_EPOCHS.
 choice stable from run to run on one machine (a timing jitter never flips it): the first
 measurement is remembered, and replaced only by one more than SPEED_FASTER faster (the first was
 taken under load) or more than SPEED_SLOWER times slower (another machine).
+
+Every new run that does not set --weight-drop gets `weight_drop_for` its dropout: the recurrent
+weights dropped a little less often than the layers' outputs (measured on a Zen 5 host, 10
+minutes of 2x384 with dropout 0.3: weight drop 0.25 took best validation from 1.369 to 1.361).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ DROPOUT_AT = 0.25
 DROPOUT_EPOCHS = 14.0
 DROPOUT_SLOPE = 0.1
 DROPOUT_MAX = 0.5
+WEIGHT_DROP_BELOW = 0.05  # the recurrent weights are dropped at the dropout less this
 NO_BUDGET_EPOCHS = 20.0  # early stopping: about where a default model's val loss turns
 EFFICIENCY = 0.93  # share of a time budget spent in training steps (evaluations take the rest)
 SPEED_FASTER = 1.3
@@ -100,6 +105,13 @@ def dropout_for(epochs: float) -> float:
     """Dropout for a model that will see its training text `epochs` times."""
     d = DROPOUT_AT + DROPOUT_SLOPE * math.log2(max(epochs, 1e-9) / DROPOUT_EPOCHS)
     return round(min(DROPOUT_MAX, max(0.0, d)) * 20) / 20
+
+
+def weight_drop_for(dropout: float) -> float:
+    """Weight drop (DropConnect on W_hh) for a model trained with `dropout`: WEIGHT_DROP_BELOW
+    less (0.25 with dropout 0.3: 0.01 nats better on held-out text than none, at the same steps;
+    0.5 with dropout 0.2 was 0.01 worse than none)."""
+    return round(max(0.0, dropout - WEIGHT_DROP_BELOW) * 20) / 20
 
 
 def _size(n: float) -> str:

@@ -92,6 +92,9 @@ class ModelConfig:
     embed: int = 0  # E; 0 means one-hot input (input size of layer 0 is V)
     dropout: float = 0.0  # inverted dropout on the outputs of every layer but the last ...
     output_dropout: bool = True  # ... and on the top layer's output, before the decoder
+    # DropConnect on every layer's W_hh while training (AWD-LSTM's weight drop): each step
+    # multiplies W_hh by a fresh mask of keep probability 1 - weight_drop, scaled by its inverse
+    weight_drop: float = 0.0
     nonlinearity: str = "tanh"  # rnn only: tanh | relu
     forget_bias: float | None = None  # init: a forget gate's bias_ih block to this, bias_hh's 0
     bias: bool = True  # False: no bias_ih / bias_hh tensors (PyTorch's bias=False)
@@ -110,6 +113,8 @@ class ModelConfig:
             raise UsageError(f"embed must be 0 (one-hot) or positive, got {self.embed}")
         if not 0.0 <= self.dropout < 1.0:
             raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.weight_drop < 1.0:
+            raise UsageError(f"weight_drop must be in [0, 1), got {self.weight_drop}")
         if self.forget_bias is not None and not math.isfinite(self.forget_bias):
             raise UsageError(f"forget_bias must be a finite number, got {self.forget_bias}")
         if not 0 <= self.proj < self.hidden:

@@ -123,6 +123,8 @@ def render_summary(info: dict[str, Any], width: int = 60) -> list:
     arch += f"  dropout {m['dropout']:g}"
     if m["dropout"] and not m.get("output_dropout", True):
         arch += " (between layers only)"
+    if m.get("weight_drop"):
+        arch += f"  weight drop {m['weight_drop']:g}"
     arch += "".join(f"  {f}" for f in info["features"])
     head.add_row("model", arch)
     twin = info["torch_module"]

@@ -17,6 +17,9 @@ H units whose output h is R wide (R = H, or P with a projection), G gates (the c
       decoder: hs_{L-1}[1:] * mask_{L-1} (N, R) @ decoder.weight^T + bias ─▶ logits (N, V)
           (the top layer's mask only with config.output_dropout, as char-rnn and Zaremba et al.)
       loss = mean over N of -log softmax(logits)[y]   (nats per character)
+    weight drop (config.weight_drop, training only): the whole step runs with each layer's
+    weight_hh * mask (L masks shaped as weight_hh, drawn per step), and weight_hh's gradient is
+    multiplied by the same mask.
     backward: the same in reverse; dW_hh, dW_ih, the biases and the decoder gradients are one
     GEMM or sum over all N rows each, after the time loop (Cell.backward returns dL/d(gates));
     one-hot dW_ih is a scatter-add.
@@ -287,13 +290,18 @@ class CharRNN:
 
     # -- public computations
 
-    def loss_and_grad(self, x, y, state=None, *, rng=None, masks=None) -> StepResult:
+    def loss_and_grad(
+        self, x, y, state=None, *, rng=None, masks=None, weight_masks=None
+    ) -> StepResult:
         """Mean cross-entropy (nats/char) of predicting y from x, and its gradient.
 
         x, y (B, T) int ids; state: initial State (None = zeros); masks: explicit dropout masks,
         config.dropout_masks (B, T, H) arrays, already scaled by 1/(1-p): mask k multiplies
-        layer k's output (the last, with output_dropout, the decoder's input); else drawn from
-        rng (needed when dropout > 0).
+        layer k's output (the last, with output_dropout, the decoder's input); weight_masks:
+        explicit weight-drop masks, one per layer shaped as its weight_hh, scaled by
+        1/(1-weight_drop): the step runs with weight_hh * mask, and weight_hh's gradient is
+        that of the product. Masks not given are drawn from rng (needed when dropout or
+        weight_drop > 0), the dropout masks first.
         """
         x, y = self._ids(x, "x"), self._ids(y, "y")
         if x.shape != y.shape:
@@ -301,7 +309,13 @@ class CharRNN:
         B, T = x.shape
         state = self._state(state, B)
         masks = self._masks(masks, rng, B, T)
-        prep = self._prepare(x.size, backward=True, few_rows=B <= IN_PLACE_ROWS)
+        wmasks = self._weight_masks(weight_masks, rng)
+        params = self.params
+        if wmasks is not None:  # the step's weights: W_hh of each layer times its mask
+            params = dict(params)
+            for k, m in enumerate(wmasks):
+                params[f"weight_hh_l{k}"] = self.params[f"weight_hh_l{k}"] * m
+        prep = self._prepare(x.size, backward=True, few_rows=B <= IN_PLACE_ROWS, params=params)
         grad = np.empty(self.flat.size, self.dtype)
         grads = _views(grad, self.shapes)
         final = tuple(np.empty_like(s) for s in state)
@@ -326,6 +340,8 @@ class CharRNN:
         losses = self._run(run, len(bounds) - 1)
         for w in works[1:]:  # sum the shards' gradients in a fixed order
             np.add(grad, w.grad, out=grad)
+        for k, m in enumerate(wmasks or ()):  # d(W * m)/dW = m
+            np.multiply(grads[f"weight_hh_l{k}"], m, out=grads[f"weight_hh_l{k}"])
         return StepResult(float(sum(losses)) * scale, grad, grads, dstate, final)
 
     def forward(self, x, state=None, *, return_hidden=False) -> ForwardResult:
@@ -455,6 +471,35 @@ class CharRNN:
             out.append(np.where(u < keep, scale, self.dtype.type(0)))
         return out
 
+    def _weight_masks(self, masks, rng):
+        cfg = self.config
+        shapes = [self.shapes[f"weight_hh_l{k}"] for k in range(cfg.layers)]
+        if masks is not None:
+            if len(masks) != cfg.layers:
+                raise ValueError(
+                    f"weight_masks must hold {cfg.layers} arrays (one per layer), got {len(masks)}"
+                )
+            out = [np.asarray(m, self.dtype) for m in masks]
+            for k, m in enumerate(out):
+                if m.shape != shapes[k]:
+                    raise ValueError(f"weight mask {k} has shape {m.shape}, expected {shapes[k]}")
+            return out
+        if cfg.weight_drop == 0.0:
+            return None
+        if rng is None:
+            raise ValueError("weight_drop > 0 needs rng (or explicit weight_masks)")
+        # 16 random bits per weight (a tenth of the time of uniform floats): kept below
+        # `cut`, so the keep probability is cut / 2^16 (1 - weight_drop to within 2^-17)
+        cut = max(1, round((1.0 - cfg.weight_drop) * 65536))
+        scale = self.dtype.type(65536 / cut)
+        out = []
+        for s in shapes:
+            bits = np.frombuffer(rng.bytes(2 * s[0] * s[1]), np.uint16).reshape(s)
+            m = (bits < cut).astype(self.dtype)
+            m *= scale
+            out.append(m)
+        return out
+
     # -- machinery
 
     def _shards(self, B: int) -> list[int]:
@@ -488,20 +533,23 @@ class CharRNN:
             self._work[key] = w
         return w
 
-    def _prepare(self, rows: int, backward: bool, few_rows: bool = False) -> _Prepared:
+    def _prepare(self, rows: int, backward: bool, few_rows: bool = False, params=None) -> _Prepared:
         """Derived weights for a call over `rows` = B*T characters (one-hot input reads
         weight_ih_l0's columns directly when there are fewer rows than the vocabulary);
         weight_hh for the backward pass only when `backward` (read in place with `few_rows`
-        streams, see Cell.derive). Kept when frozen."""
-        if self._frozen is None:
-            return self._derive(rows, backward, few_rows)
+        streams, see Cell.derive). From `params` when given (a training step's weight-dropped
+        W_hh), else the model's own. Kept when frozen."""
+        if params is None:
+            params = self.params
+        if self._frozen is None or params is not self.params:
+            return self._derive(params, rows, backward, few_rows)
         key = (rows >= self.config.vocab_size, backward, few_rows)
         if key not in self._frozen:
-            self._frozen[key] = self._derive(rows, backward, few_rows)
+            self._frozen[key] = self._derive(params, rows, backward, few_rows)
         return self._frozen[key]
 
-    def _derive(self, rows: int, backward: bool, few_rows: bool) -> _Prepared:
-        cfg, p = self.config, self.params
+    def _derive(self, p: dict, rows: int, backward: bool, few_rows: bool) -> _Prepared:
+        cfg = self.config
         layers = [self.cell.derive(p, k, backward, few_rows) for k in range(cfg.layers)]
         table = None
         if not cfg.embed and rows >= cfg.vocab_size:

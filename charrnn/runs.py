@@ -18,6 +18,8 @@ from charrnn.errors import CharrnnError, CheckpointError, UsageError
 
 MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size"}
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+# model fields that only regularise training: a continued or fine-tuned run may change them
+REGULARISERS = {"dropout", "weight_drop"}
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)", re.IGNORECASE)
 
@@ -93,15 +95,26 @@ class Request:
     epochs: float | None = None
 
 
+def _with_weight_drop(cfg: ModelConfig, fixed: set[str]) -> ModelConfig:
+    """The weight drop that goes with the model's dropout (budget.weight_drop_for), unless the
+    user or a preset set it."""
+    from charrnn import budget
+
+    if "weight_drop" in fixed:
+        return cfg
+    return dataclasses.replace(cfg, weight_drop=budget.weight_drop_for(cfg.dropout)).validate()
+
+
 def _size_for_budget(req: Request, cfg: ModelConfig, train_chars: int, chars_per_step: int):
     """A new run's layers, hidden size and dropout chosen for its budget (charrnn.budget), where
-    neither the user nor a preset fixed them. Returns (config, the choice as stored) or
+    neither the user nor a preset fixed them, and the weight drop that goes with the dropout.
+    Returns (config, the choice as stored) or
     (cfg, None) when everything was fixed."""
     from charrnn import budget
 
     fixed = set(req.explicit) | set(PRESETS.get(req.preset or "", {}))
     if {"layers", "hidden", "dropout"} <= fixed:
-        return cfg, None
+        return _with_weight_drop(cfg, fixed), None
     chars = []
     if req.steps is not None:
         chars.append(req.steps * chars_per_step)
@@ -123,6 +136,7 @@ def _size_for_budget(req: Request, cfg: ModelConfig, train_chars: int, chars_per
     cfg = dataclasses.replace(
         cfg, layers=choice.layers, hidden=choice.hidden, dropout=choice.dropout
     ).validate()
+    cfg = _with_weight_drop(cfg, fixed)
     stored = choice.to_dict()
     stored.update(
         gflops=gflops, probe_seconds=probe_seconds, train_chars=train_chars, seconds=req.seconds
@@ -194,7 +208,7 @@ def _prepare(req: Request, targets):
     if base is not None:
         arch = base.config
         for name in sorted(req.explicit & MODEL_FIELDS):
-            if req.model[name] != getattr(arch, name) and name != "dropout":
+            if req.model[name] != getattr(arch, name) and name not in REGULARISERS:
                 raise UsageError(
                     f"--{name.replace('_', '-')} cannot change when continuing from a checkpoint "
                     f"(it has {getattr(arch, name)})"
@@ -203,7 +217,7 @@ def _prepare(req: Request, targets):
         warnings += [added] if added else []
         model_cfg = dataclasses.replace(
             arch,
-            dropout=req.model["dropout"] if "dropout" in req.explicit else arch.dropout,
+            **{k: req.model[k] for k in REGULARISERS & req.explicit},
             vocab_size=len(vocab),
         )
     else:

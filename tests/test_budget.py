@@ -162,6 +162,27 @@ def _train(tmp_path, monkeypatch, *args: str):
     return r, load(out / "c-latest.npz")
 
 
+def test_weight_drop_goes_with_the_dropout():
+    assert budget.weight_drop_for(0.3) == 0.25
+    assert budget.weight_drop_for(0.0) == budget.weight_drop_for(0.05) == 0.0
+    values = [budget.weight_drop_for(d) for d in (0.0, 0.1, 0.15, 0.2, 0.35, 0.5)]
+    assert values == sorted(values) and values[-1] == 0.45
+    assert all(round(v * 20) == pytest.approx(v * 20) for v in values)  # coarse steps
+
+
+def test_weight_drop_follows_the_chosen_or_given_dropout_unless_set(tmp_path, monkeypatch):
+    _, ckpt = _train(tmp_path, monkeypatch, "--steps", "3")
+    assert ckpt.config.weight_drop == budget.weight_drop_for(ckpt.config.dropout)
+    _, ckpt = _train(tmp_path, monkeypatch, "--steps", "2", "--hidden", "9", "--dropout", "0.4")
+    assert ckpt.config.weight_drop == 0.35
+    _, ckpt = _train(
+        tmp_path, monkeypatch, "--steps", "2", "--dropout", "0.4", "--weight-drop", "0"
+    )
+    assert ckpt.config.weight_drop == 0.0
+    _, ckpt = _train(tmp_path, monkeypatch, "--steps", "2", "--preset", "char-rnn")
+    assert ckpt.config.weight_drop == 0.0  # the preset has no dropout, so no weight drop
+
+
 def test_a_budget_sizes_the_model_says_so_and_stores_it(tmp_path, monkeypatch):
     r, ckpt = _train(tmp_path, monkeypatch, "--steps", "3")
     lines = [line for line in r.stderr.splitlines() if "chosen for the budget" in line]

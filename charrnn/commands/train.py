@@ -30,9 +30,10 @@ HELP = (
     "With a budget (--max-time, --steps or --epochs) the model's size and dropout are chosen "
     "for it: the largest size the budget trains on enough characters per parameter (for "
     "--max-time, from the speed this machine shows), with dropout for the epochs it will "
-    "train; the first line says what was chosen and why. Flags you give always win: to pin the "
-    "model for a reproducible run, pass the --layers, --hidden and --dropout that line prints. "
-    "Without a budget: 2x256, dropout 0.3, trained until val loss stops improving.\n\n"
+    "train (and the recurrent weights dropped at 0.05 less); the first line says what was "
+    "chosen and why. Flags you give always win: to pin the model for a reproducible run, pass "
+    "the --layers, --hidden and --dropout that line prints. Without a budget: 2x256, dropout "
+    "0.3, weight drop 0.25, trained until val loss stops improving.\n\n"
     "Examples:\n\n"
     "  charrnn train poems.txt --max-time 10m\n\n"
     "  charrnn train src/ --glob '*.py' --name code --model gru --hidden 512\n\n"
@@ -81,6 +82,12 @@ def command(
         None,
         help="Dropout on every layer's output (between layers and before the decoder), in "
         "[0, 1). \\[default: chosen for the model and corpus size]",
+        rich_help_panel=MODEL,
+    ),
+    weight_drop: float | None = typer.Option(
+        None,
+        help="DropConnect on every layer's recurrent weights W_hh while training (AWD-LSTM's "
+        "weight drop), in [0, 1). \\[default: the dropout less 0.05]",
         rich_help_panel=MODEL,
     ),
     forget_bias: float | None = typer.Option(
@@ -251,6 +258,7 @@ def run_training(**o) -> None:
         "hidden": o["hidden"],
         "embed": o["embed"],
         "dropout": o["dropout"],
+        "weight_drop": o["weight_drop"],
         "forget_bias": o["forget_bias"],
         "bias": o["bias"],
         "peephole": o["peephole"],
@@ -382,9 +390,9 @@ def _sizing_line(run) -> str:
     speed = f" at {sz['gflops']:.0f} GFLOP/s measured here" if sz.get("gflops") else ""
     chosen = "chosen for the budget" if sz.get("reads") is not None else "chosen"
     return (
-        f"{cfg.cell} {cfg.layers}×{cfg.hidden}, dropout {cfg.dropout:g}, {chosen}"
-        f"{speed}: {sz['reason']}. Pin it with --layers {cfg.layers} --hidden {cfg.hidden} "
-        f"--dropout {cfg.dropout:g}"
+        f"{cfg.cell} {cfg.layers}×{cfg.hidden}, dropout {cfg.dropout:g}, weight drop "
+        f"{cfg.weight_drop:g}, {chosen}{speed}: {sz['reason']}. Pin it with --layers "
+        f"{cfg.layers} --hidden {cfg.hidden} --dropout {cfg.dropout:g}"
     )
 
 
