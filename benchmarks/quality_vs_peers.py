@@ -33,8 +33,8 @@ from host import CORPUS, ROOT, clean_env, host_kind  # noqa: F401  (host_kind: q
 
 RESULTS = ROOT / "benchmarks" / "results" / "quality_vs_peers.jsonl"
 RECIPE_FIELDS = (
-    "hidden", "layers", "dropout", "lr", "optimizer", "weight_decay", "betas", "batch", "seq",
-    "clip", "schedule", "warmup_steps", "min_lr_ratio",
+    "hidden", "layers", "dropout", "weight_drop", "lr", "optimizer", "weight_decay", "betas",
+    "batch", "seq", "clip", "schedule", "warmup_steps", "min_lr_ratio",
 )  # fmt: skip
 
 
@@ -50,6 +50,12 @@ def above_best(records: list[dict], tolerance: float = 0.02) -> float:
         best = min(best, v)
         last = t
     return above / last if last else 0.0
+
+
+def last10_text(corpus: Path) -> str:
+    """The corpus's last 10 % (nanoGPT's validation split of tinyshakespeare)."""
+    text = corpus.read_text(encoding="utf-8")
+    return text[int(len(text) * 0.9) :]
 
 
 def charrnn_eval(ckpt: Path, *text: str) -> float:
@@ -153,11 +159,10 @@ def main() -> None:
         systems = [s for s in systems if s == "charrnn"]
     host = host_kind()
     print(f"# {host}; {args.corpus.name}", flush=True)
-    text = args.corpus.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         last10 = tmp / "last10.txt"
-        last10.write_text(text[int(len(text) * 0.9) :], encoding="utf-8")
+        last10.write_text(last10_text(args.corpus), encoding="utf-8")
         for minutes in (float(m) for m in args.minutes.split(",")):
             rows = [run_charrnn(minutes, args.threads, args.corpus, last10, tmp / f"{minutes:g}")]
             recipe = json.dumps(rows[0]["recipe"])

@@ -1,11 +1,13 @@
 """The PyTorch peer: a plain nn.LSTM script trained with charrnn's recipe, for the same minutes.
 
 One-hot input, nn.LSTM(V, H, L, dropout=p, batch_first=True), nn.Dropout(p) on the top layer's
-output, nn.Linear(H, V); char-rnn's batch layout with the state carried (and detached) from batch
-to batch; the optimizer, clipping and learning-rate schedule of the recipe (charrnn.optim.get_lr,
-cosine over the steps the budget allows); validation on the whole validation split every
-`eval_every` steps, the best weights kept; then each held-out text scored in one stateful pass
-from the zero state (N - 1 predictions), exactly as `charrnn eval` scores.
+output, nn.Linear(H, V), and with the recipe's weight_drop each layer's weight_hh dropped for the
+step (F.dropout of the weight, through torch.func.functional_call); char-rnn's batch layout with
+the state carried (and detached) from batch to batch; the optimizer, clipping and learning-rate
+schedule of the recipe (charrnn.optim.get_lr, cosine over the steps the budget allows);
+validation on the whole validation split every `eval_every` steps, the best weights kept; then
+each held-out text scored in one stateful pass from the zero state (N - 1 predictions), exactly
+as `charrnn eval` scores.
 
     python benchmarks/peers/torch_lstm.py --minutes 10 --threads 2 --recipe '{"hidden": 384, ...}'
 """
@@ -27,15 +29,27 @@ from charrnn.optim import get_lr
 
 
 class Model(torch.nn.Module):
-    def __init__(self, vocab: int, hidden: int, layers: int, dropout: float) -> None:
+    def __init__(
+        self, vocab: int, hidden: int, layers: int, dropout: float, weight_drop: float = 0.0
+    ) -> None:
         super().__init__()
-        self.vocab = vocab
+        self.vocab, self.layers, self.weight_drop = vocab, layers, weight_drop
         self.rnn = torch.nn.LSTM(vocab, hidden, layers, dropout=dropout, batch_first=True)
         self.drop = torch.nn.Dropout(dropout)
         self.decoder = torch.nn.Linear(hidden, vocab)
 
     def forward(self, x, state):
-        out, state = self.rnn(torch.nn.functional.one_hot(x, self.vocab).float(), state)
+        inp = torch.nn.functional.one_hot(x, self.vocab).float()
+        if self.training and self.weight_drop:  # AWD-LSTM's weight drop: W_hh dropped per step
+            dropped = {
+                f"weight_hh_l{k}": torch.nn.functional.dropout(
+                    getattr(self.rnn, f"weight_hh_l{k}"), self.weight_drop
+                )
+                for k in range(self.layers)
+            }
+            out, state = torch.func.functional_call(self.rnn, dropped, (inp, state))
+        else:
+            out, state = self.rnn(inp, state)
         return self.decoder(self.drop(out)), state
 
 
@@ -76,7 +90,7 @@ def main() -> None:
     V = len(data.vocab)
     train_fields = {k: v for k, v in r.items() if k in TrainConfig.__dataclass_fields__}
     cfg = TrainConfig(**train_fields)
-    model = Model(V, r["hidden"], r["layers"], r["dropout"])
+    model = Model(V, r["hidden"], r["layers"], r["dropout"], r.get("weight_drop") or 0.0)
     params = list(model.parameters())
     if cfg.optimizer == "adamw":
         opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
