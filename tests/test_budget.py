@@ -162,10 +162,11 @@ def _train(tmp_path, monkeypatch, *args: str):
     return r, load(out / "c-latest.npz")
 
 
-def test_weight_drop_goes_with_the_dropout():
-    assert budget.weight_drop_for(0.3) == 0.25
-    assert budget.weight_drop_for(0.0) == budget.weight_drop_for(0.05) == 0.0
-    values = [budget.weight_drop_for(d) for d in (0.0, 0.1, 0.15, 0.2, 0.35, 0.5)]
+def test_weight_drop_goes_with_a_high_dropout_only():
+    assert budget.weight_drop_for(0.3) == 0.25  # 17.7 epochs on Zen 5: better with it
+    assert budget.weight_drop_for(0.25) == 0.0  # 11.4 epochs on Zen 1: worse with it
+    assert budget.weight_drop_for(0.0) == budget.weight_drop_for(0.2) == 0.0
+    values = [budget.weight_drop_for(d) for d in (0.0, 0.1, 0.15, 0.2, 0.3, 0.35, 0.5)]
     assert values == sorted(values) and values[-1] == 0.45
     assert all(round(v * 20) == pytest.approx(v * 20) for v in values)  # coarse steps
 

@@ -30,7 +30,8 @@ HELP = (
     "With a budget (--max-time, --steps or --epochs) the model's size and dropout are chosen "
     "for it: the largest size the budget trains on enough characters per parameter (for "
     "--max-time, from the speed this machine shows), with dropout for the epochs it will "
-    "train (and the recurrent weights dropped at 0.05 less); the first line says what was "
+    "train (from dropout 0.3, the recurrent weights dropped at 0.05 less); the first line says "
+    "what was "
     "chosen and why. Flags you give always win: to pin the model for a reproducible run, pass "
     "the --layers, --hidden and --dropout that line prints. Without a budget: 2x256, dropout "
     "0.3, weight drop 0.25, trained until val loss stops improving.\n\n"
@@ -87,7 +88,7 @@ def command(
     weight_drop: float | None = typer.Option(
         None,
         help="DropConnect on every layer's recurrent weights W_hh while training (AWD-LSTM's "
-        "weight drop), in [0, 1). \\[default: the dropout less 0.05]",
+        "weight drop), in [0, 1). \\[default: the dropout less 0.05 from dropout 0.3, else 0]",
         rich_help_panel=MODEL,
     ),
     forget_bias: float | None = typer.Option(
