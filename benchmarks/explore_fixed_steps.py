@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from host import CORPUS, clean_env, host_kind
-from quality_vs_peers import charrnn_eval, last10_text
+from quality_vs_peers import charrnn_eval, last10_file
 
 
 def one(name: str, flags: str, steps: int, corpus: Path, last10: Path, work: Path) -> dict:
@@ -69,8 +69,7 @@ def main() -> None:
     print(f"# {host}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        last10 = work / "last10.txt"
-        last10.write_text(last10_text(args.corpus), encoding="utf-8")
+        last10 = last10_file(args.corpus, work)
         jobs = [c.split("=", 1) for c in args.candidates]
         with ThreadPoolExecutor(args.parallel) as pool:
             futures = [

@@ -52,10 +52,13 @@ def above_best(records: list[dict], tolerance: float = 0.02) -> float:
     return above / last if last else 0.0
 
 
-def last10_text(corpus: Path) -> str:
-    """The corpus's last 10 % (nanoGPT's validation split of tinyshakespeare)."""
+def last10_file(corpus: Path, folder: Path) -> Path:
+    """folder/last10.txt: the corpus's last 10 % (nanoGPT's validation split of
+    tinyshakespeare)."""
     text = corpus.read_text(encoding="utf-8")
-    return text[int(len(text) * 0.9) :]
+    out = folder / "last10.txt"
+    out.write_text(text[int(len(text) * 0.9) :], encoding="utf-8")
+    return out
 
 
 def charrnn_eval(ckpt: Path, *text: str) -> float:
@@ -161,8 +164,7 @@ def main() -> None:
     print(f"# {host}; {args.corpus.name}", flush=True)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        last10 = tmp / "last10.txt"
-        last10.write_text(last10_text(args.corpus), encoding="utf-8")
+        last10 = last10_file(args.corpus, tmp)
         for minutes in (float(m) for m in args.minutes.split(",")):
             rows = [run_charrnn(minutes, args.threads, args.corpus, last10, tmp / f"{minutes:g}")]
             recipe = json.dumps(rows[0]["recipe"])
